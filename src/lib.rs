@@ -1,0 +1,28 @@
+//! A TopGun server node whose every network edge goes through OpenSSL.
+//!
+//! # Layout
+//!
+//! - [`config`]: `TOPGUN_*` and friends → a checked [`config::Config`]; no I/O.
+//! - [`tls`]: key material, SSL contexts and handshakes; the only caller of OpenSSL
+//!   for TLS.
+//! - [`listener`]: the accept loop (connection cap, per-connection tasks) and the
+//!   client port (HTTP, WebSocket upgrade).
+//! - [`session`]: one client's WebSocket conversation; the hand-off to the data plane.
+//! - [`protocol`]: the wire messages the connection layer itself uses.
+//! - [`node`]: composition, start and graceful shutdown.
+//! - [`check`]: the `check-config` report.
+//! - [`pki`]: a throwaway development PKI.
+//! - [`shutdown`], [`telemetry`]: signals and logs.
+
+#![deny(unsafe_code)]
+
+pub mod check;
+pub mod config;
+pub mod listener;
+pub mod node;
+pub mod pki;
+pub mod protocol;
+pub mod session;
+pub mod shutdown;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,92 @@
+//! The accept loop shared by the node's inbound ports.
+//!
+//! It owns the connection cap, the per-connection span and task, and stopping on
+//! shutdown. Handshakes never run here: each accepted socket gets its own task at once,
+//! so a peer that stalls its handshake (case C1) holds only its own slot.
+
+pub mod client;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug_span, warn, Instrument};
+
+/// Holds one connection slot; the slot frees when the last clone is dropped, so a
+/// WebSocket that outlives its HTTP exchange keeps the slot it came in on.
+#[derive(Clone)]
+pub struct Slot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// A bound port with a cap on the connections it holds at once.
+pub struct Listener {
+    name: &'static str,
+    tcp: TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+impl Listener {
+    /// Wraps a bound socket; at most `max_connections` are served at once, further
+    /// ones wait in the kernel's backlog.
+    pub fn new(name: &'static str, tcp: TcpListener, max_connections: usize) -> Self {
+        Listener {
+            name,
+            tcp,
+            slots: Arc::new(Semaphore::new(max_connections)),
+        }
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// Accepts until `shutdown` fires, running `handle` for each connection on `tasks`.
+    pub async fn run<F, Fut>(self, shutdown: CancellationToken, tasks: TaskTracker, handle: F)
+    where
+        F: Fn(TcpStream, Slot) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut next_id: u64 = 0;
+        let mut backoff = Duration::ZERO;
+
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                permit = self.slots.clone().acquire_owned() => {
+                    permit.expect("the semaphore is never closed")
+                }
+            };
+
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = self.tcp.accept() => accepted,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(accepted) => {
+                    backoff = Duration::ZERO;
+                    accepted
+                }
+                Err(error) => {
+                    // Out of file descriptors or memory: wait a little instead of
+                    // spinning; the error may clear as other connections close.
+                    backoff =
+                        (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    warn!(listener = self.name, %error, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+
+            next_id += 1;
+            let span = debug_span!("conn", listener = self.name, conn.id = next_id, %peer);
+            tasks.spawn(handle(tcp, Slot(Arc::new(permit))).instrument(span));
+        }
+    }
+}

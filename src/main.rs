@@ -1,0 +1,138 @@
+//! `topgun-server`: run the node, check its configuration, or make a development PKI.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing::{error, info, warn};
+
+use topgun_server::{check, config, node, pki, shutdown, telemetry};
+
+/// Exit status for a configuration the node refuses.
+const EXIT_CONFIG: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "topgun-server",
+    version,
+    about = "TopGun server node (OpenSSL)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node (the default). Configuration comes from the environment.
+    Serve,
+    /// Load the configuration and key material as start-up would, print a report, and exit.
+    CheckConfig,
+    /// Write a development CA, a localhost server certificate and node-1..3 certificates.
+    Certs {
+        /// Directory to write into.
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(),
+        Command::CheckConfig => check_config(),
+        Command::Certs { out, force } => certs(&out, force),
+    }
+}
+
+fn fail(error: &dyn std::error::Error) -> ExitCode {
+    eprintln!("topgun-server: {}", one_line(error));
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// The error and its causes on one line; OpenSSL's stack says which routine failed.
+fn one_line(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line.replace('\n', " ")
+}
+
+fn check_config() -> ExitCode {
+    let prepared = match config::from_env()
+        .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
+        .and_then(|config| node::prepare(config).map_err(|e| Box::new(e) as _))
+    {
+        Ok(prepared) => prepared,
+        Err(error) => return fail(error.as_ref()),
+    };
+    print!("{}", check::report(&prepared));
+    ExitCode::SUCCESS
+}
+
+fn certs(out: &std::path::Path, force: bool) -> ExitCode {
+    match pki::write_dev_pki(out, force) {
+        Ok(files) => {
+            for file in files {
+                println!("wrote {}", file.display());
+            }
+            println!("development certificates only: never use them in production");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+fn serve() -> ExitCode {
+    let config = match config::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    telemetry::init(&config.log);
+
+    let prepared = match node::prepare(config) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            error!(error = %one_line(&error), "refusing to start");
+            return fail(&error);
+        }
+    };
+    prepared.log_warnings();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(&error),
+    };
+    runtime.block_on(async move {
+        let drain = prepared.config.limits.shutdown_timeout;
+        let running = match prepared.start().await {
+            Ok(running) => running,
+            Err(error) => return fail(&error),
+        };
+
+        match shutdown::signal_received().await {
+            Ok(signal) => info!(signal, "shutting down"),
+            Err(error) => {
+                error!(%error, "cannot listen for signals");
+                return ExitCode::FAILURE;
+            }
+        }
+
+        if running.shutdown(drain).await {
+            info!("all connections closed; bye");
+        } else {
+            warn!(
+                drain_ms = drain.as_millis() as u64,
+                "drain time ran out; closing the rest"
+            );
+        }
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,172 @@
+//! Composition: builds every part of the node from a [`Config`], starts it, and
+//! returns a handle with the bound addresses and a shutdown trigger.
+//!
+//! Loading is split from binding so that `check-config` runs exactly the checks
+//! start-up runs, and so that no socket is bound before all key material is good.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::listener::client::{self, ClientContext};
+use crate::listener::Listener;
+use crate::tls::{self, inspect, ListenerTls, PeerCertificates, TlsError};
+
+/// Why the node could not start. Each message names the variable or file to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("TOPGUN_HOST/TOPGUN_PORT: cannot listen on {addr}: {source}; choose a free port or another address")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A checked configuration with its key material loaded: everything but the sockets.
+pub struct PreparedNode {
+    pub config: Config,
+    pub client_tls: Option<ListenerTls>,
+    pub cluster_tls: Option<ListenerTls>,
+}
+
+/// Loads and checks all key material named by `config`.
+pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
+    let client_tls = match &config.client.tls {
+        Some(settings) => Some(tls::prepare(
+            settings,
+            PeerCertificates::NotRequested,
+            b"topgun-client",
+        )?),
+        None => None,
+    };
+
+    let peers = if config.cluster.mtls {
+        PeerCertificates::Required
+    } else {
+        PeerCertificates::NotRequested
+    };
+    let cluster_tls = match &config.cluster.tls {
+        Some(settings) => Some(tls::prepare(settings, peers, b"topgun-cluster")?),
+        None => None,
+    };
+
+    Ok(PreparedNode {
+        config,
+        client_tls,
+        cluster_tls,
+    })
+}
+
+/// A node that is serving.
+pub struct RunningNode {
+    client_addr: SocketAddr,
+    client: Arc<ClientContext>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl PreparedNode {
+    /// Logs what an operator should know about this configuration before it serves.
+    pub fn log_warnings(&self) {
+        let config = &self.config;
+        for var in &config.unknown_vars {
+            warn!(var = %var, "unknown TOPGUN_ variable ignored; check its spelling");
+        }
+        if config.production && config.client.tls.is_none() {
+            warn!("TLS is disabled! Client connections are NOT encrypted.");
+        }
+        if config.production && config.cluster.tls.is_none() {
+            warn!("Cluster TLS is disabled! Inter-node traffic is NOT encrypted.");
+        }
+        if config.cluster.tls.is_some() && !config.cluster.reject_unauthorized {
+            warn!("TOPGUN_CLUSTER_TLS_REJECT_UNAUTHORIZED=false: peer certificates are NOT verified; use this only in development");
+        }
+        if config.production && config.jwt_secret_is_default {
+            warn!("JWT_SECRET is not set: the public development secret is in use; set JWT_SECRET");
+        }
+
+        let listeners = [("client", &self.client_tls), ("cluster", &self.cluster_tls)];
+        for (listener, tls) in listeners {
+            let Some(tls) = tls else { continue };
+            let cert = &tls.identity.leaf;
+            let days_left = inspect::days_until(cert.not_after());
+            if days_left < 30.0 {
+                warn!(listener, file = %tls.identity.source, days_left, "certificate expires soon; renew it");
+            }
+            if tls::identity::not_yet_valid(cert) {
+                warn!(listener, file = %tls.identity.source, "certificate is not valid yet; check the clock");
+            }
+            if let Some(Err(reason)) = &tls.chain_verified {
+                warn!(listener, file = %tls.identity.source, %reason, "certificate does not verify against the configured CA");
+            }
+        }
+    }
+
+    /// Binds the listeners and starts serving.
+    pub async fn start(self) -> Result<RunningNode, StartError> {
+        let config = &self.config;
+        let bind = config.client.bind;
+        let tcp = TcpListener::bind(bind)
+            .await
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+        let listener = Listener::new("client", tcp, config.limits.max_connections);
+        let client_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let client = Arc::new(ClientContext {
+            acceptor: self.client_tls.map(|tls| tls.acceptor),
+            node_id: config.node_id.clone(),
+            handshake_timeout: config.limits.handshake_timeout,
+            max_message_size: config.limits.max_message_size,
+            shutdown: shutdown.clone(),
+            tasks: tasks.clone(),
+            ready: AtomicBool::new(true),
+        });
+
+        let secure = client.acceptor.is_some();
+        info!(addr = %client_addr, tls = secure, node.id = %config.node_id, "client listener ready");
+
+        let accept_context = client.clone();
+        tasks.spawn(
+            listener.run(shutdown.clone(), tasks.clone(), move |tcp, slot| {
+                client::serve(accept_context.clone(), tcp, slot)
+            }),
+        );
+
+        Ok(RunningNode {
+            client_addr,
+            client,
+            shutdown,
+            tasks,
+        })
+    }
+}
+
+impl RunningNode {
+    /// Where the client listener is bound (useful with port 0).
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// Stops accepting, tells every client to go (`SHUTDOWN_PENDING`, close 1001) and
+    /// waits up to `drain` for connections to end. Returns whether all ended in time.
+    pub async fn shutdown(self, drain: Duration) -> bool {
+        self.client.ready.store(false, Ordering::Relaxed);
+        self.shutdown.cancel();
+        self.tasks.close();
+        tokio::time::timeout(drain, self.tasks.wait()).await.is_ok()
+    }
+}

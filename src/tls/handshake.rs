@@ -1,0 +1,137 @@
+//! The server side of a TLS handshake over tokio, bounded in time.
+//!
+//! tokio-openssl has no timeout of its own; a peer that connects and never finishes
+//! (case C1) must cost itself the connection, not a slot in the accept loop.
+
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use openssl::ssl::{ErrorCode, Ssl, SslAcceptor};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+
+/// First byte of every TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Sent to a plain-HTTP client that reached a TLS port, so that a person with curl
+/// sees the mistake instead of an opaque reset.
+const PLAIN_HTTP_REPLY: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 51\r\n\
+Connection: close\r\n\r\n\
+This port expects TLS: use https:// or wss:// here.";
+
+/// A completed handshake.
+pub struct Established {
+    pub stream: SslStream<TcpStream>,
+    /// Negotiated protocol version, e.g. `TLSv1.3`.
+    pub version: &'static str,
+    /// Negotiated cipher in its IANA name, e.g. `TLS_AES_128_GCM_SHA256`.
+    pub cipher: &'static str,
+    pub resumed: bool,
+}
+
+/// Why a handshake did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("no TLS handshake within {0:?}")]
+    Timeout(Duration),
+    #[error("the peer sent something other than TLS")]
+    NotTls,
+    #[error("the peer closed the connection during the handshake")]
+    UnexpectedEof,
+    #[error("TLS handshake failed")]
+    Tls(#[source] openssl::ssl::Error),
+    #[error("setting up the TLS session")]
+    Setup(#[source] openssl::error::ErrorStack),
+    #[error("socket error during the handshake")]
+    Io(#[source] io::Error),
+}
+
+impl HandshakeError {
+    /// A short, fixed label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HandshakeError::Timeout(_) => "timeout",
+            HandshakeError::NotTls => "not_tls",
+            HandshakeError::UnexpectedEof => "unexpected_eof",
+            HandshakeError::Tls(error) => classify(error),
+            HandshakeError::Setup(_) | HandshakeError::Io(_) => "other",
+        }
+    }
+}
+
+/// Accepts a TLS session on `tcp`, giving up after `timeout`.
+pub async fn accept(
+    acceptor: &SslAcceptor,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<Established, HandshakeError> {
+    match tokio::time::timeout(timeout, accept_inner(acceptor, tcp)).await {
+        Ok(result) => result,
+        Err(_) => Err(HandshakeError::Timeout(timeout)),
+    }
+}
+
+async fn accept_inner(
+    acceptor: &SslAcceptor,
+    mut tcp: TcpStream,
+) -> Result<Established, HandshakeError> {
+    let mut first = [0u8; 1];
+    let peeked = tcp.peek(&mut first).await.map_err(HandshakeError::Io)?;
+    if peeked == 0 {
+        return Err(HandshakeError::UnexpectedEof);
+    }
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        if first[0].is_ascii_uppercase() {
+            // Best effort: the peer may already be gone.
+            let _ = tcp.write_all(PLAIN_HTTP_REPLY).await;
+            let _ = tcp.shutdown().await;
+        }
+        return Err(HandshakeError::NotTls);
+    }
+
+    let ssl = Ssl::new(acceptor.context()).map_err(HandshakeError::Setup)?;
+    let mut stream = SslStream::new(ssl, tcp).map_err(HandshakeError::Setup)?;
+    Pin::new(&mut stream).accept().await.map_err(|error| {
+        if error.code() == ErrorCode::SYSCALL && error.ssl_error().is_none() {
+            HandshakeError::UnexpectedEof
+        } else {
+            HandshakeError::Tls(error)
+        }
+    })?;
+
+    let ssl = stream.ssl();
+    Ok(Established {
+        version: ssl.version_str(),
+        cipher: ssl
+            .current_cipher()
+            .and_then(|cipher| cipher.standard_name())
+            .unwrap_or("unknown"),
+        resumed: ssl.session_reused(),
+        stream,
+    })
+}
+
+/// Maps OpenSSL's reason strings onto the fixed set of handshake failure kinds.
+fn classify(error: &openssl::ssl::Error) -> &'static str {
+    let Some(stack) = error.ssl_error() else {
+        return "other";
+    };
+    for reason in stack.errors().iter().filter_map(|e| e.reason()) {
+        let kind = match reason {
+            "unsupported protocol" | "tlsv1 alert protocol version" => "unsupported_protocol",
+            "no shared cipher" | "no suitable signature algorithm" => "no_shared_cipher",
+            "wrong version number" | "http request" | "record layer failure" => "not_tls",
+            "unexpected eof while reading" => "unexpected_eof",
+            "tlsv1 alert unknown ca" => "unknown_ca",
+            "peer did not return a certificate" => "no_client_cert",
+            "certificate verify failed" => "bad_certificate",
+            _ => continue,
+        };
+        return kind;
+    }
+    "other"
+}

@@ -1,0 +1,128 @@
+//! Everything the node does with OpenSSL: key material, SSL contexts, handshakes.
+//!
+//! Nothing outside this module calls OpenSSL for TLS. Errors name the file and the
+//! variable involved and keep OpenSSL's own error stack as their source.
+
+pub mod acceptor;
+pub mod handshake;
+pub mod identity;
+pub mod inspect;
+
+use openssl::error::ErrorStack;
+use openssl::ssl::SslAcceptor;
+use openssl::x509::X509;
+
+use crate::config::{TlsConfig, VarPath};
+
+pub use acceptor::PeerCertificates;
+pub use identity::Identity;
+
+/// Everything one TLS listener needs, loaded and checked.
+pub struct ListenerTls {
+    pub acceptor: SslAcceptor,
+    pub identity: Identity,
+    /// Certificates of the CA file, if one is configured.
+    pub ca: Vec<X509>,
+    /// Whether the served chain verifies against the CA file (`None` without one).
+    pub chain_verified: Option<Result<(), String>>,
+}
+
+/// Loads key material and builds the acceptor for one listener, failing on anything an
+/// operator must fix before the node may bind.
+pub fn prepare(
+    tls: &TlsConfig,
+    peers: PeerCertificates,
+    session_context: &[u8],
+) -> Result<ListenerTls, TlsError> {
+    let identity = identity::load(tls)?;
+    let ca = match &tls.ca {
+        Some(file) => identity::read_certificates(file)?,
+        None => Vec::new(),
+    };
+    let chain_verified = tls
+        .ca
+        .as_ref()
+        .map(|_| inspect::verify_chain(&identity, &ca));
+
+    let acceptor = acceptor::build(&tls.profile, &identity, &ca, peers, session_context)?;
+
+    Ok(ListenerTls {
+        acceptor,
+        identity,
+        ca,
+        chain_verified,
+    })
+}
+
+/// Why key material or an SSL context could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{}: cannot read {}: {source}; check the path and that the node may read it", file.var, file.path.display())]
+    Read {
+        file: VarPath,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {} holds no PEM certificate", file.var, file.path.display())]
+    NoCertificate { file: VarPath },
+    #[error("{}: {} is not a valid PEM certificate file", file.var, file.path.display())]
+    ParseCertificate {
+        file: VarPath,
+        #[source]
+        source: ErrorStack,
+    },
+    #[error("{}: {} is not a PEM private key OpenSSL can read", file.var, file.path.display())]
+    ParseKey {
+        file: VarPath,
+        #[source]
+        source: ErrorStack,
+    },
+    #[error("{}: {} is encrypted and no passphrase is set; set TOPGUN_TLS_PASSPHRASE or TOPGUN_TLS_PASSPHRASE_FILE", file.var, file.path.display())]
+    KeyNeedsPassphrase { file: VarPath },
+    #[error("{}: cannot decrypt {} with the passphrase from {passphrase_var}: wrong passphrase", file.var, file.path.display())]
+    WrongPassphrase {
+        file: VarPath,
+        passphrase_var: &'static str,
+    },
+    #[error("{}: the passphrase file {} is not UTF-8 text", file.var, file.path.display())]
+    PassphraseNotText { file: VarPath },
+    #[error("{}: private key {} does not match certificate {}; pair the key with the certificate it was issued for", key.var, key.path.display(), cert.path.display())]
+    KeyMismatch { cert: VarPath, key: VarPath },
+    #[error("{}: {}: the leaf certificate must come first, but the private key belongs to certificate #{position}; order the file leaf first, then intermediates", file.var, file.path.display())]
+    LeafNotFirst { file: VarPath, position: usize },
+    #[error("{}: {}: certificate #{position} did not issue the certificate before it; order the file leaf first, then each issuer", file.var, file.path.display())]
+    ChainOrder { file: VarPath, position: usize },
+    #[error("{}: certificate {} expired on {not_after}; renew it", file.var, file.path.display())]
+    Expired { file: VarPath, not_after: String },
+    #[error("{}: {} is not a PKCS#12 bundle OpenSSL can read", file.var, file.path.display())]
+    Pkcs12 {
+        file: VarPath,
+        #[source]
+        source: ErrorStack,
+    },
+    #[error("{}: {} is encrypted with {algorithm}, a legacy algorithm OpenSSL 3 does not load; re-export it with `openssl pkcs12 -export -keypbe AES-256-CBC -certpbe AES-256-CBC -macalg sha256 ...`, or use PEM files", file.var, file.path.display())]
+    Pkcs12LegacyAlgorithm { file: VarPath, algorithm: String },
+    #[error("{}: PKCS#12 bundle {} contains no private key; export it with its key, or use PEM files", file.var, file.path.display())]
+    Pkcs12WithoutKey { file: VarPath },
+    #[error("{}: PKCS#12 bundle {} contains no certificate; export it with its certificate, or use PEM files", file.var, file.path.display())]
+    Pkcs12WithoutCertificate { file: VarPath },
+    #[error("{}: {} does not verify against the CA {}; {reason}", cert.var, cert.path.display(), ca.path.display())]
+    Untrusted {
+        cert: VarPath,
+        ca: VarPath,
+        reason: String,
+    },
+    #[error(
+        "{var}: OpenSSL accepts none of these {what}; list names that `openssl ciphers -v` shows"
+    )]
+    CipherList {
+        var: &'static str,
+        what: &'static str,
+        #[source]
+        source: ErrorStack,
+    },
+    #[error("TOPGUN_TLS_GROUPS: OpenSSL does not know one of these groups; use names such as X25519, P-256, P-384")]
+    Groups(#[source] ErrorStack),
+    #[error("OpenSSL could not build the TLS context")]
+    Profile(#[source] ErrorStack),
+}
