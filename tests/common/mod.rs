@@ -1,0 +1,155 @@
+//! Shared test harness: a throwaway PKI in a temp dir, nodes on 127.0.0.1 port 0,
+//! TLS clients, and the built binary for exit-status tests.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use openssl::ssl::{SslConnector, SslConnectorBuilder, SslMethod, SslVerifyMode, SslVersion};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
+
+use topgun_server::config;
+use topgun_server::node::{self, RunningNode};
+use topgun_server::pki::{CertificateAuthority, Issued, LeafSpec, Usage};
+
+/// A CA and a directory to write certificates into, removed when dropped.
+pub struct Pki {
+    pub dir: TempDir,
+    pub ca: CertificateAuthority,
+    pub ca_path: PathBuf,
+}
+
+/// Paths of a written certificate and key.
+pub struct Files {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::root(&format!("{name} test CA")).unwrap();
+        let ca_path = dir.path().join("ca.crt");
+        std::fs::write(&ca_path, ca.cert().to_pem().unwrap()).unwrap();
+        Pki { dir, ca, ca_path }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A server certificate for `localhost` and `127.0.0.1`.
+    pub fn server_spec() -> LeafSpec {
+        let mut spec = LeafSpec::new("localhost");
+        spec.dns_names = vec!["localhost".into()];
+        spec.ips = vec!["127.0.0.1".parse().unwrap()];
+        spec.usages = vec![Usage::ServerAuth];
+        spec
+    }
+
+    /// Issues `spec` and writes `<name>.crt` and `<name>.key`.
+    pub fn write(&self, name: &str, spec: &LeafSpec) -> (Issued, Files) {
+        let issued = self.ca.issue(spec).unwrap();
+        let files = Files {
+            cert: self.path(&format!("{name}.crt")),
+            key: self.path(&format!("{name}.key")),
+        };
+        issued.write(&files.cert, &files.key).unwrap();
+        (issued, files)
+    }
+
+    /// The usual server certificate, written as `server.crt` / `server.key`.
+    pub fn server(&self) -> Files {
+        self.write("server", &Self::server_spec()).1
+    }
+}
+
+/// Variables that enable client TLS with these files.
+pub fn tls_vars(files: &Files) -> Vec<(String, String)> {
+    vec![
+        ("TOPGUN_TLS_ENABLED".into(), "true".into()),
+        ("TOPGUN_TLS_CERT_PATH".into(), path(&files.cert)),
+        ("TOPGUN_TLS_KEY_PATH".into(), path(&files.key)),
+    ]
+}
+
+pub fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// Starts a node on 127.0.0.1 with a free port and the given extra variables.
+pub async fn start_node(vars: Vec<(String, String)>) -> RunningNode {
+    let mut all = vec![
+        ("TOPGUN_HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("TOPGUN_PORT".to_owned(), "0".to_owned()),
+    ];
+    all.extend(vars);
+    let config = config::from_vars(all).expect("test configuration is valid");
+    let prepared = node::prepare(config).expect("test key material loads");
+    prepared.start().await.expect("node starts")
+}
+
+/// A client connector trusting `ca`, limited to `max` when given.
+pub fn connector(ca: &Path, max: Option<SslVersion>) -> SslConnector {
+    connector_builder(ca, max).build()
+}
+
+pub fn connector_builder(ca: &Path, max: Option<SslVersion>) -> SslConnectorBuilder {
+    let mut builder = SslConnector::builder(SslMethod::tls_client()).unwrap();
+    builder.set_ca_file(ca).unwrap();
+    builder.set_verify(SslVerifyMode::PEER);
+    builder.set_max_proto_version(max).unwrap();
+    builder
+}
+
+/// Opens a verified TLS connection to `addr`, checking the certificate against `host`.
+pub async fn tls_connect(
+    connector: &SslConnector,
+    addr: SocketAddr,
+    host: &str,
+) -> Result<SslStream<TcpStream>, openssl::ssl::Error> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let ssl = connector.configure().unwrap().into_ssl(host).unwrap();
+    let mut stream = SslStream::new(ssl, tcp).unwrap();
+    std::pin::Pin::new(&mut stream).connect().await?;
+    Ok(stream)
+}
+
+/// Sends `GET path` with `Connection: close` and returns the status code and body.
+pub async fn http_get<S>(mut stream: S, path: &str) -> (u16, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Runs the built `topgun-server` with exactly these variables (plus PATH) and no terminal.
+pub fn run_binary(args: &[&str], vars: &[(String, String)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_topgun-server"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the binary runs")
+}
