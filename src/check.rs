@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use crate::config::{Config, IdentitySource, MinVersion, TlsConfig};
 use crate::node::PreparedNode;
-use crate::tls::{inspect, ListenerTls};
+use crate::tls::{ciphers, inspect, ListenerTls};
 
 /// Renders the per-listener report of a configuration that would start.
 pub fn report(node: &PreparedNode) -> String {
@@ -119,9 +119,14 @@ fn listener(
     let _ = writeln!(out, "  chain: {chain}");
     let profile = &settings.profile;
     let _ = writeln!(out, "  min version: {}", profile.min_version.as_str());
-    let _ = writeln!(out, "  TLS 1.3 ciphersuites: {}", profile.ciphersuites);
+    let (suites, ciphers): (Vec<_>, Vec<_>) = ciphers::offered(loaded.acceptor.context())
+        .into_iter()
+        .partition(|cipher| cipher.version == "TLSv1.3");
+    let names =
+        |list: Vec<ciphers::Offered>| list.iter().map(|c| c.name).collect::<Vec<_>>().join(":");
+    let _ = writeln!(out, "  TLS 1.3 ciphersuites: {}", names(suites));
     if profile.min_version == MinVersion::Tls12 {
-        let _ = writeln!(out, "  TLS 1.2 ciphers: {}", profile.ciphers);
+        let _ = writeln!(out, "  TLS 1.2 ciphers: {}", names(ciphers));
     }
     let _ = writeln!(out, "  groups: {}", profile.groups);
 }

@@ -4,6 +4,7 @@
 //! variable involved and keep OpenSSL's own error stack as their source.
 
 pub mod acceptor;
+pub mod ciphers;
 pub mod handshake;
 pub mod identity;
 pub mod inspect;
