@@ -441,14 +441,15 @@ impl Raw {
             )?,
         };
 
+        let discovery_interval = parse_millis(
+            "TOPGUN_DISCOVERY_INTERVAL",
+            self.topgun_discovery_interval.as_deref(),
+            10_000,
+        )?;
         let discovery = match self.topgun_discovery_service {
             Some(service) => Discovery::Kubernetes {
                 service,
-                interval: parse_millis(
-                    "TOPGUN_DISCOVERY_INTERVAL",
-                    self.topgun_discovery_interval.as_deref(),
-                    10_000,
-                )?,
+                interval: discovery_interval,
             },
             None => Discovery::Manual,
         };
@@ -522,12 +523,26 @@ impl Raw {
 
         let own_pem = self.topgun_cluster_tls_cert_path.is_some()
             || self.topgun_cluster_tls_key_path.is_some();
-        let identity = if self.topgun_cluster_tls_pkcs12_path.is_some() || own_pem {
+        let identity = if self.topgun_cluster_tls_pkcs12_path.is_some() {
+            // An explicit cluster bundle stands alone: no client PEM file falls into it.
             identity(
                 (
                     "TOPGUN_CLUSTER_TLS_PKCS12_PATH",
                     &self.topgun_cluster_tls_pkcs12_path,
                 ),
+                (
+                    "TOPGUN_CLUSTER_TLS_CERT_PATH",
+                    &self.topgun_cluster_tls_cert_path,
+                ),
+                (
+                    "TOPGUN_CLUSTER_TLS_KEY_PATH",
+                    &self.topgun_cluster_tls_key_path,
+                ),
+                "TOPGUN_CLUSTER_TLS_ENABLED",
+            )?
+        } else if own_pem {
+            identity(
+                ("TOPGUN_CLUSTER_TLS_PKCS12_PATH", &None),
                 fallback(
                     (
                         "TOPGUN_CLUSTER_TLS_CERT_PATH",
@@ -766,16 +781,14 @@ fn parse_ciphersuites(value: Option<&str>) -> Result<String, ConfigError> {
     let Some(value) = value else {
         return Ok(DEFAULT_CIPHERSUITES.to_owned());
     };
-    for suite in value.split(':') {
-        if !TLS13_SUITES.contains(&suite) {
-            return Err(ConfigError::invalid(
-                VAR,
-                format!(
-                    "`{suite}` is not a TLS 1.3 ciphersuite; use a colon-separated list of {}",
-                    TLS13_SUITES.join(", ")
-                ),
-            ));
-        }
+    if !value.split(':').all(|suite| TLS13_SUITES.contains(&suite)) {
+        return Err(ConfigError::invalid(
+            VAR,
+            format!(
+                "names something that is not a TLS 1.3 ciphersuite; use a colon-separated list of {}",
+                TLS13_SUITES.join(", ")
+            ),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -816,14 +829,22 @@ fn parse_peers(value: Option<&str>) -> Result<Vec<String>, ConfigError> {
         return Ok(Vec::new());
     };
     let mut peers = Vec::new();
-    for peer in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for (index, peer) in value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .enumerate()
+    {
         let valid = peer.rsplit_once(':').is_some_and(|(host, port)| {
             !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
         });
         if !valid {
             return Err(ConfigError::invalid(
                 "TOPGUN_PEERS",
-                format!("`{peer}` is not host:port; list peers as host:port separated by commas"),
+                format!(
+                    "entry #{} is not host:port; list peers as host:port separated by commas",
+                    index + 1
+                ),
             ));
         }
         peers.push(peer.to_owned());

@@ -66,15 +66,16 @@ fn one_line(error: &dyn std::error::Error) -> String {
 }
 
 fn check_config() -> ExitCode {
-    let prepared = match config::from_env()
-        .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
-        .and_then(|config| node::prepare(config).map_err(|e| Box::new(e) as _))
-    {
-        Ok(prepared) => prepared,
-        Err(error) => return fail(error.as_ref()),
-    };
-    print!("{}", check::report(&prepared));
-    ExitCode::SUCCESS
+    let prepared = config::from_env()
+        .map_err(node::StartError::from)
+        .and_then(node::prepare);
+    match prepared {
+        Ok(prepared) => {
+            print!("{}", check::report(&prepared));
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
 }
 
 fn certs(out: &std::path::Path, force: bool) -> ExitCode {
@@ -99,10 +100,7 @@ fn serve() -> ExitCode {
 
     let prepared = match node::prepare(config) {
         Ok(prepared) => prepared,
-        Err(error) => {
-            error!(error = %one_line(&error), "refusing to start");
-            return fail(&error);
-        }
+        Err(error) => return fail(&error),
     };
     prepared.log_warnings();
 

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::listener::client::{self, ClientContext};
 use crate::listener::Listener;
 use crate::tls::{self, inspect, ListenerTls, PeerCertificates, TlsError};
@@ -23,12 +23,14 @@ use crate::tls::{self, inspect, ListenerTls, PeerCertificates, TlsError};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
     Tls(#[from] TlsError),
-    #[error("TOPGUN_HOST/TOPGUN_PORT: cannot listen on {addr}: {source}; choose a free port or another address")]
+    #[error("TOPGUN_HOST/TOPGUN_PORT: cannot listen on {addr}: {io}; choose a free port or another address")]
     Bind {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
+        // Shown in the message itself rather than chained as a source.
+        io: std::io::Error,
     },
 }
 
@@ -118,11 +120,11 @@ impl PreparedNode {
         let bind = config.client.bind;
         let tcp = TcpListener::bind(bind)
             .await
-            .map_err(|source| StartError::Bind { addr: bind, source })?;
+            .map_err(|io| StartError::Bind { addr: bind, io })?;
         let listener = Listener::new("client", tcp, config.limits.max_connections);
         let client_addr = listener
             .local_addr()
-            .map_err(|source| StartError::Bind { addr: bind, source })?;
+            .map_err(|io| StartError::Bind { addr: bind, io })?;
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();

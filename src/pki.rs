@@ -28,11 +28,11 @@ use openssl::x509::{X509Builder, X509NameBuilder, X509};
 pub enum PkiError {
     #[error("generating certificates with OpenSSL")]
     OpenSsl(#[from] ErrorStack),
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}: {io}", path.display())]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        // Shown in the message itself rather than chained as a source.
+        io: std::io::Error,
     },
     #[error("{} already exists; pass --force to overwrite it", path.display())]
     Exists { path: PathBuf },
@@ -187,9 +187,9 @@ impl CertificateAuthority {
 
 /// Writes the development PKI into `dir`; returns the files written.
 pub fn write_dev_pki(dir: &Path, force: bool) -> Result<Vec<PathBuf>, PkiError> {
-    fs::create_dir_all(dir).map_err(|source| PkiError::Write {
+    fs::create_dir_all(dir).map_err(|io| PkiError::Write {
         path: dir.to_owned(),
-        source,
+        io,
     })?;
     let mut names = vec!["ca".to_owned(), "server".to_owned()];
     names.extend((1..=3).map(|i| format!("node-{i}")));
@@ -297,9 +297,9 @@ fn days_from_now(days: i64) -> Result<Asn1Time, ErrorStack> {
 }
 
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
-    let error = |source| PkiError::Write {
+    let error = |io| PkiError::Write {
         path: path.to_owned(),
-        source,
+        io,
     };
     let mut file = fs::OpenOptions::new()
         .write(true)

@@ -1,1 +1,725 @@
 use super::*;
+
+const PASSPHRASE: &str = "s3cret-Passphrase-42";
+
+/// A configuration the node accepts.
+fn config(vars: Vec<(&str, &str)>) -> Config {
+    from_vars(vars).expect("the configuration is accepted")
+}
+
+/// Asserts that `vars` are refused with an error naming `var`, and returns the message.
+fn refused_naming(vars: Vec<(&str, &str)>, var: &str) -> String {
+    let message = from_vars(vars)
+        .expect_err("the configuration is refused")
+        .to_string();
+
+    assert!(message.contains(var), "{message:?} does not name {var}");
+    message
+}
+
+/// Asserts that `vars` are refused with an error naming `var` and not repeating `value`.
+fn refused(vars: Vec<(&str, &str)>, var: &str, value: &str) -> String {
+    let message = refused_naming(vars, var);
+
+    assert!(
+        !message.contains(value),
+        "{message:?} repeats the value {value:?}"
+    );
+    message
+}
+
+/// Client TLS with PEM files.
+fn client_tls() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("TOPGUN_TLS_ENABLED", "true"),
+        ("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+        ("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+    ]
+}
+
+fn var_path(var: &'static str, path: &str) -> VarPath {
+    VarPath {
+        var,
+        path: PathBuf::from(path),
+    }
+}
+
+fn pem(cert: VarPath, key: VarPath) -> IdentitySource {
+    IdentitySource::Pem { cert, key }
+}
+
+#[test]
+fn an_empty_environment_gives_the_documented_defaults() {
+    let config = config(vec![]);
+
+    assert_eq!(config.client.bind, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(config.cluster.bind, "0.0.0.0:9080".parse().unwrap());
+    assert_eq!(config.metrics.bind, "0.0.0.0:9090".parse().unwrap());
+    assert_eq!(config.client.tls, None);
+    assert_eq!(config.cluster.tls, None);
+    assert!(!config.cluster.mtls);
+    assert!(config.cluster.reject_unauthorized);
+    assert!(config.cluster.peers.is_empty());
+    assert_eq!(config.cluster.discovery, Discovery::Manual);
+    assert_eq!(config.limits.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(config.jwt_secret.expose(), DEFAULT_JWT_SECRET);
+    assert!(config.jwt_secret_is_default);
+    assert!(!config.production);
+    assert!(config.unknown_vars.is_empty());
+}
+
+#[test]
+fn tls_defaults_to_tls12_with_the_default_ciphers_and_groups() {
+    let config = config(client_tls());
+
+    let profile = config.client.tls.expect("client TLS is on").profile;
+    assert_eq!(profile.min_version, MinVersion::Tls12);
+    assert_eq!(profile.ciphers, DEFAULT_CIPHERS);
+    assert_eq!(profile.ciphersuites, DEFAULT_CIPHERSUITES);
+    assert_eq!(profile.groups, DEFAULT_GROUPS);
+}
+
+#[test]
+fn host_and_ports_come_from_their_variables() {
+    let config = config(vec![
+        ("TOPGUN_HOST", "127.0.0.1"),
+        ("TOPGUN_PORT", "1"),
+        ("TOPGUN_CLUSTER_PORT", "65535"),
+        ("TOPGUN_METRICS_HOST", "::1"),
+        ("TOPGUN_METRICS_PORT", "0"),
+    ]);
+
+    assert_eq!(config.client.bind, "127.0.0.1:1".parse().unwrap());
+    assert_eq!(config.cluster.bind, "127.0.0.1:65535".parse().unwrap());
+    assert_eq!(config.metrics.bind, "[::1]:0".parse().unwrap());
+}
+
+#[test]
+fn node_id_defaults_to_node_and_six_random_characters() {
+    let first = config(vec![]).node_id;
+    let second = config(vec![]).node_id;
+
+    for id in [&first, &second] {
+        let suffix = id.strip_prefix("node-").expect("starts with node-");
+        assert_eq!(suffix.len(), 6, "{id}");
+        assert!(
+            suffix
+                .chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()),
+            "{id}"
+        );
+    }
+    assert_ne!(first, second);
+}
+
+#[test]
+fn node_id_is_taken_from_node_id_when_set() {
+    let config = config(vec![("NODE_ID", "node-a")]);
+
+    assert_eq!(config.node_id, "node-a");
+}
+
+#[test]
+fn a_jwt_secret_that_is_set_is_not_flagged_as_default() {
+    let config = config(vec![("JWT_SECRET", "jwt-Secret-Value-99")]);
+
+    assert_eq!(config.jwt_secret.expose(), "jwt-Secret-Value-99");
+    assert!(!config.jwt_secret_is_default);
+}
+
+#[test]
+fn a_discovery_service_selects_kubernetes_polled_every_ten_seconds_by_default() {
+    let config = config(vec![("TOPGUN_DISCOVERY_SERVICE", "topgun-headless")]);
+
+    assert_eq!(
+        config.cluster.discovery,
+        Discovery::Kubernetes {
+            service: "topgun-headless".into(),
+            interval: Duration::from_millis(10_000),
+        }
+    );
+}
+
+#[test]
+fn the_discovery_interval_is_read_in_milliseconds() {
+    let config = config(vec![
+        ("TOPGUN_DISCOVERY_SERVICE", "topgun-headless"),
+        ("TOPGUN_DISCOVERY_INTERVAL", "2500"),
+    ]);
+
+    assert_eq!(
+        config.cluster.discovery,
+        Discovery::Kubernetes {
+            service: "topgun-headless".into(),
+            interval: Duration::from_millis(2500),
+        }
+    );
+}
+
+#[test]
+fn a_discovery_interval_alone_leaves_discovery_manual() {
+    let config = config(vec![("TOPGUN_DISCOVERY_INTERVAL", "2500")]);
+
+    assert_eq!(config.cluster.discovery, Discovery::Manual);
+}
+
+#[test]
+fn peers_are_read_as_a_comma_separated_list_of_host_port() {
+    let config = config(vec![("TOPGUN_PEERS", "node-1:9080, 10.0.0.2:9081,")]);
+
+    assert_eq!(config.cluster.peers, ["node-1:9080", "10.0.0.2:9081"]);
+}
+
+#[test]
+fn cluster_tls_without_its_own_files_uses_the_client_certificate_key_and_ca() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+    ]);
+
+    let tls = config(vars).cluster.tls.expect("cluster TLS is on");
+
+    assert_eq!(
+        tls.identity,
+        pem(
+            var_path("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+            var_path("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        )
+    );
+    assert_eq!(tls.ca, Some(var_path("TOPGUN_TLS_CA_PATH", "/tls/ca.crt")));
+}
+
+#[test]
+fn cluster_tls_works_with_client_files_while_client_tls_is_off() {
+    let config = config(vec![
+        ("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+        ("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+    ]);
+
+    assert_eq!(config.client.tls, None);
+    assert_eq!(
+        config.cluster.tls.expect("cluster TLS is on").identity,
+        pem(
+            var_path("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+            var_path("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        )
+    );
+}
+
+#[test]
+fn a_cluster_certificate_alone_falls_back_to_the_client_key() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_CERT_PATH", "/tls/cluster.crt"),
+    ]);
+
+    let tls = config(vars).cluster.tls.expect("cluster TLS is on");
+
+    assert_eq!(
+        tls.identity,
+        pem(
+            var_path("TOPGUN_CLUSTER_TLS_CERT_PATH", "/tls/cluster.crt"),
+            var_path("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        )
+    );
+}
+
+#[test]
+fn a_cluster_key_alone_falls_back_to_the_client_certificate() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_KEY_PATH", "/tls/cluster.key"),
+    ]);
+
+    let tls = config(vars).cluster.tls.expect("cluster TLS is on");
+
+    assert_eq!(
+        tls.identity,
+        pem(
+            var_path("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+            var_path("TOPGUN_CLUSTER_TLS_KEY_PATH", "/tls/cluster.key"),
+        )
+    );
+}
+
+#[test]
+fn a_cluster_ca_wins_over_the_client_ca() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_CA_PATH", "/tls/cluster-ca.crt"),
+    ]);
+
+    let config = config(vars);
+
+    assert_eq!(
+        config.cluster.tls.expect("cluster TLS is on").ca,
+        Some(var_path(
+            "TOPGUN_CLUSTER_TLS_CA_PATH",
+            "/tls/cluster-ca.crt"
+        ))
+    );
+    assert_eq!(
+        config.client.tls.expect("client TLS is on").ca,
+        Some(var_path("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"))
+    );
+}
+
+#[test]
+fn a_cluster_pem_pair_wins_over_a_client_pkcs12_bundle() {
+    let config = config(vec![
+        ("TOPGUN_TLS_ENABLED", "true"),
+        ("TOPGUN_TLS_PKCS12_PATH", "/tls/client.p12"),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_CERT_PATH", "/tls/cluster.crt"),
+        ("TOPGUN_CLUSTER_TLS_KEY_PATH", "/tls/cluster.key"),
+    ]);
+
+    assert_eq!(
+        config.cluster.tls.expect("cluster TLS is on").identity,
+        pem(
+            var_path("TOPGUN_CLUSTER_TLS_CERT_PATH", "/tls/cluster.crt"),
+            var_path("TOPGUN_CLUSTER_TLS_KEY_PATH", "/tls/cluster.key"),
+        )
+    );
+}
+
+#[test]
+fn a_cluster_pkcs12_bundle_wins_over_a_client_pkcs12_bundle() {
+    let config = config(vec![
+        ("TOPGUN_TLS_ENABLED", "true"),
+        ("TOPGUN_TLS_PKCS12_PATH", "/tls/client.p12"),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_PKCS12_PATH", "/tls/cluster.p12"),
+    ]);
+
+    assert_eq!(
+        config.cluster.tls.expect("cluster TLS is on").identity,
+        IdentitySource::Pkcs12 {
+            bundle: var_path("TOPGUN_CLUSTER_TLS_PKCS12_PATH", "/tls/cluster.p12"),
+        }
+    );
+}
+
+/// The doc comment of `Raw::cluster_tls` promises that an explicit cluster bundle wins
+/// over any client setting; today the inherited client PEM paths conflict with it.
+#[test]
+fn a_cluster_pkcs12_bundle_wins_over_client_pem_files() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_PKCS12_PATH", "/tls/cluster.p12"),
+    ]);
+
+    let tls = config(vars).cluster.tls.expect("cluster TLS is on");
+
+    assert_eq!(
+        tls.identity,
+        IdentitySource::Pkcs12 {
+            bundle: var_path("TOPGUN_CLUSTER_TLS_PKCS12_PATH", "/tls/cluster.p12"),
+        }
+    );
+}
+
+#[test]
+fn the_cluster_passphrase_falls_back_to_the_client_one_and_its_own_wins() {
+    let mut inherited = client_tls();
+    inherited.extend([
+        ("TOPGUN_TLS_PASSPHRASE_FILE", "/secrets/pass"),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+    ]);
+    let mut own = inherited.clone();
+    own.push(("TOPGUN_CLUSTER_TLS_PASSPHRASE", PASSPHRASE));
+
+    let inherited = config(inherited).cluster.tls.expect("cluster TLS is on");
+    let own = config(own).cluster.tls.expect("cluster TLS is on");
+
+    assert_eq!(
+        inherited.passphrase,
+        Some(PassphraseSource::File(var_path(
+            "TOPGUN_TLS_PASSPHRASE_FILE",
+            "/secrets/pass"
+        )))
+    );
+    assert_eq!(
+        own.passphrase,
+        Some(PassphraseSource::Value {
+            var: "TOPGUN_CLUSTER_TLS_PASSPHRASE",
+            value: Secret::new(PASSPHRASE),
+        })
+    );
+}
+
+#[test]
+fn the_min_version_applies_to_both_listeners() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_TLS_MIN_VERSION", "TLSv1.3"),
+    ]);
+
+    let config = config(vars);
+
+    let client = config.client.tls.expect("client TLS is on");
+    let cluster = config.cluster.tls.expect("cluster TLS is on");
+    assert_eq!(client.profile.min_version, MinVersion::Tls13);
+    assert_eq!(cluster.profile.min_version, MinVersion::Tls13);
+}
+
+#[test]
+fn empty_values_count_as_unset() {
+    let config = config(vec![
+        ("TOPGUN_PORT", ""),
+        ("TOPGUN_HOST", ""),
+        ("TOPGUN_TLS_ENABLED", ""),
+        ("TOPGUN_TLS_MIN_VERSION", ""),
+        ("TOPGUN_TLS_CIPHERSUITES", ""),
+        ("TOPGUN_CLUSTER_MTLS", ""),
+        ("TOPGUN_DISCOVERY_SERVICE", ""),
+        ("NODE_ID", ""),
+        ("JWT_SECRET", ""),
+    ]);
+
+    assert_eq!(config.client.bind, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(config.client.tls, None);
+    assert!(!config.cluster.mtls);
+    assert_eq!(config.cluster.discovery, Discovery::Manual);
+    assert!(config.node_id.starts_with("node-"));
+    assert!(config.jwt_secret_is_default);
+}
+
+#[test]
+fn an_empty_cluster_path_falls_back_to_the_client_one() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_CERT_PATH", ""),
+    ]);
+
+    let tls = config(vars).cluster.tls.expect("cluster TLS is on");
+
+    assert_eq!(
+        tls.identity,
+        pem(
+            var_path("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+            var_path("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        )
+    );
+}
+
+#[test]
+fn unknown_topgun_variables_are_listed_in_order_and_others_are_ignored() {
+    let config = config(vec![
+        ("TOPGUN_TLS_ENABLE", "true"),
+        ("HOME", "/root"),
+        ("TOPGUN_PROT", "8081"),
+        ("TOPGUN_PORT", "8082"),
+    ]);
+
+    assert_eq!(config.unknown_vars, ["TOPGUN_PROT", "TOPGUN_TLS_ENABLE"]);
+    assert_eq!(config.client.tls, None);
+}
+
+#[test]
+fn a_port_above_65535_is_refused() {
+    let message = refused(vec![("TOPGUN_PORT", "70000")], "TOPGUN_PORT", "70000");
+
+    assert!(message.contains("0 to 65535"), "{message}");
+}
+
+#[test]
+fn a_port_that_is_not_a_number_is_refused() {
+    refused(vec![("TOPGUN_PORT", "abc")], "TOPGUN_PORT", "abc");
+    refused(
+        vec![("TOPGUN_CLUSTER_PORT", "-1")],
+        "TOPGUN_CLUSTER_PORT",
+        "-1",
+    );
+    refused(
+        vec![("TOPGUN_METRICS_PORT", "9o90")],
+        "TOPGUN_METRICS_PORT",
+        "9o90",
+    );
+}
+
+#[test]
+fn a_host_that_is_not_an_ip_address_is_refused() {
+    refused(
+        vec![("TOPGUN_HOST", "localhost")],
+        "TOPGUN_HOST",
+        "localhost",
+    );
+}
+
+#[test]
+fn a_boolean_other_than_true_or_false_is_refused() {
+    let message = refused(
+        vec![("TOPGUN_TLS_ENABLED", "yes")],
+        "TOPGUN_TLS_ENABLED",
+        "yes",
+    );
+    refused(
+        vec![("TOPGUN_CLUSTER_TLS_ENABLED", "ture")],
+        "TOPGUN_CLUSTER_TLS_ENABLED",
+        "ture",
+    );
+
+    assert!(message.contains("`true` or `false`"), "{message}");
+}
+
+#[test]
+fn a_min_version_before_tls12_is_refused() {
+    let message = refused(
+        vec![("TOPGUN_TLS_MIN_VERSION", "TLSv1.1")],
+        "TOPGUN_TLS_MIN_VERSION",
+        "TLSv1.1",
+    );
+
+    assert!(message.contains("TLSv1.2 or TLSv1.3"), "{message}");
+}
+
+#[test]
+fn an_unknown_min_version_is_refused() {
+    let message = refused(
+        vec![("TOPGUN_TLS_MIN_VERSION", "foo")],
+        "TOPGUN_TLS_MIN_VERSION",
+        "foo",
+    );
+
+    assert!(message.contains("TLSv1.2 or TLSv1.3"), "{message}");
+}
+
+/// The module promises that no error repeats the value of its variable.
+#[test]
+fn an_unknown_ciphersuite_is_refused_without_repeating_it() {
+    refused(
+        vec![("TOPGUN_TLS_CIPHERSUITES", "TLS_FAKE")],
+        "TOPGUN_TLS_CIPHERSUITES",
+        "TLS_FAKE",
+    );
+}
+
+#[test]
+fn an_unknown_ciphersuite_is_refused_with_the_suites_to_choose_from() {
+    let error = from_vars(vec![(
+        "TOPGUN_TLS_CIPHERSUITES",
+        "TLS_AES_128_GCM_SHA256:TLS_FAKE",
+    )])
+    .expect_err("the configuration is refused");
+
+    let message = error.to_string();
+    assert!(
+        message.starts_with("TOPGUN_TLS_CIPHERSUITES: "),
+        "{message}"
+    );
+    assert!(message.contains("TLS_AES_256_GCM_SHA384"), "{message}");
+}
+
+/// The module promises that no error repeats the value of its variable.
+#[test]
+fn a_peer_without_a_port_is_refused_without_repeating_it() {
+    refused(
+        vec![("TOPGUN_PEERS", "nohostport")],
+        "TOPGUN_PEERS",
+        "nohostport",
+    );
+}
+
+#[test]
+fn a_peer_without_a_valid_port_is_refused_with_the_expected_form() {
+    for peers in ["nohostport", "node-1:0", ":9080", "node-1:http"] {
+        let error = from_vars(vec![("TOPGUN_PEERS", peers)]).expect_err(peers);
+
+        let message = error.to_string();
+        assert!(message.starts_with("TOPGUN_PEERS: "), "{message}");
+        assert!(message.contains("host:port"), "{message}");
+    }
+}
+
+#[test]
+fn a_zero_negative_or_non_numeric_timeout_is_refused() {
+    refused_naming(
+        vec![("TOPGUN_TLS_HANDSHAKE_TIMEOUT_MS", "0")],
+        "TOPGUN_TLS_HANDSHAKE_TIMEOUT_MS",
+    );
+    refused(
+        vec![("TOPGUN_TLS_HANDSHAKE_TIMEOUT_MS", "-5")],
+        "TOPGUN_TLS_HANDSHAKE_TIMEOUT_MS",
+        "-5",
+    );
+    refused(
+        vec![("TOPGUN_SHUTDOWN_TIMEOUT_MS", "10s")],
+        "TOPGUN_SHUTDOWN_TIMEOUT_MS",
+        "10s",
+    );
+}
+
+#[test]
+fn tls_enabled_without_any_certificate_says_which_variables_to_set() {
+    let message = refused_naming(vec![("TOPGUN_TLS_ENABLED", "true")], "TOPGUN_TLS_ENABLED");
+
+    assert!(message.contains("TOPGUN_TLS_CERT_PATH"), "{message}");
+    assert!(message.contains("TOPGUN_TLS_KEY_PATH"), "{message}");
+    assert!(message.contains("TOPGUN_TLS_PKCS12_PATH"), "{message}");
+}
+
+#[test]
+fn tls_enabled_with_a_key_but_no_certificate_names_the_certificate_variable() {
+    let message = refused(
+        vec![
+            ("TOPGUN_TLS_ENABLED", "true"),
+            ("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        ],
+        "TOPGUN_TLS_CERT_PATH",
+        "/tls/client.key",
+    );
+
+    assert!(message.starts_with("TOPGUN_TLS_CERT_PATH: "), "{message}");
+}
+
+#[test]
+fn tls_enabled_with_a_certificate_but_no_key_names_the_key_variable() {
+    let message = refused(
+        vec![
+            ("TOPGUN_TLS_ENABLED", "true"),
+            ("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+        ],
+        "TOPGUN_TLS_KEY_PATH",
+        "/tls/client.crt",
+    );
+
+    assert!(message.starts_with("TOPGUN_TLS_KEY_PATH: "), "{message}");
+}
+
+#[test]
+fn cluster_tls_enabled_without_any_certificate_names_the_cluster_switch() {
+    let message = refused_naming(
+        vec![("TOPGUN_CLUSTER_TLS_ENABLED", "true")],
+        "TOPGUN_CLUSTER_TLS_ENABLED",
+    );
+
+    assert!(message.contains("TOPGUN_TLS_CERT_PATH"), "{message}");
+}
+
+#[test]
+fn a_pkcs12_bundle_and_a_certificate_together_are_refused() {
+    let mut vars = client_tls();
+    vars.push(("TOPGUN_TLS_PKCS12_PATH", "/tls/client.p12"));
+
+    let message = refused(vars, "TOPGUN_TLS_PKCS12_PATH", "/tls/client.p12");
+
+    assert!(message.contains("TOPGUN_TLS_CERT_PATH"), "{message}");
+    assert!(message.contains("set only one"), "{message}");
+}
+
+#[test]
+fn a_pkcs12_bundle_and_a_key_together_are_refused() {
+    let message = refused(
+        vec![
+            ("TOPGUN_TLS_ENABLED", "true"),
+            ("TOPGUN_TLS_PKCS12_PATH", "/tls/client.p12"),
+            ("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        ],
+        "TOPGUN_TLS_PKCS12_PATH",
+        "/tls/client.key",
+    );
+
+    assert!(message.contains("TOPGUN_TLS_KEY_PATH"), "{message}");
+}
+
+#[test]
+fn a_passphrase_and_a_passphrase_file_together_are_refused() {
+    let mut client = client_tls();
+    client.extend([
+        ("TOPGUN_TLS_PASSPHRASE", PASSPHRASE),
+        ("TOPGUN_TLS_PASSPHRASE_FILE", "/secrets/pass"),
+    ]);
+    let mut cluster = client_tls();
+    cluster.extend([
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_PASSPHRASE", PASSPHRASE),
+        ("TOPGUN_CLUSTER_TLS_PASSPHRASE_FILE", "/secrets/pass"),
+    ]);
+
+    let client = refused(client, "TOPGUN_TLS_PASSPHRASE", PASSPHRASE);
+    let cluster = refused(cluster, "TOPGUN_CLUSTER_TLS_PASSPHRASE", PASSPHRASE);
+
+    assert!(client.contains("TOPGUN_TLS_PASSPHRASE_FILE"), "{client}");
+    assert!(
+        cluster.contains("TOPGUN_CLUSTER_TLS_PASSPHRASE_FILE"),
+        "{cluster}"
+    );
+}
+
+#[test]
+fn mtls_without_cluster_tls_is_refused() {
+    let message = refused_naming(vec![("TOPGUN_CLUSTER_MTLS", "true")], "TOPGUN_CLUSTER_MTLS");
+
+    assert!(
+        message.contains("set TOPGUN_CLUSTER_TLS_ENABLED=true"),
+        "{message}"
+    );
+}
+
+#[test]
+fn mtls_without_a_ca_is_refused() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_MTLS", "true"),
+    ]);
+
+    let message = refused_naming(vars, "TOPGUN_CLUSTER_MTLS");
+
+    assert!(message.contains("TOPGUN_CLUSTER_TLS_CA_PATH"), "{message}");
+}
+
+#[test]
+fn mtls_with_an_inherited_ca_is_accepted() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_MTLS", "true"),
+    ]);
+
+    let config = config(vars);
+
+    assert!(config.cluster.mtls);
+}
+
+#[test]
+fn the_debug_form_of_a_config_shows_no_secret() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_TLS_PASSPHRASE", PASSPHRASE),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_TLS_PASSPHRASE", "cluster-Passphrase-7"),
+        ("JWT_SECRET", "jwt-Secret-Value-99"),
+        ("DATABASE_URL", "postgres://topgun:db-Password-3@db/topgun"),
+    ]);
+
+    let debug = format!("{:?}", config(vars));
+
+    assert!(debug.contains("TOPGUN_TLS_PASSPHRASE"), "{debug}");
+    for secret in [
+        PASSPHRASE,
+        "cluster-Passphrase-7",
+        "jwt-Secret-Value-99",
+        "db-Password-3",
+    ] {
+        assert!(!debug.contains(secret), "{secret} appears in {debug}");
+    }
+}
+
+#[test]
+fn the_debug_form_of_the_default_config_hides_the_default_jwt_secret() {
+    let debug = format!("{:?}", config(vec![]));
+
+    assert!(!debug.contains(DEFAULT_JWT_SECRET), "{debug}");
+}

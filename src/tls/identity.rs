@@ -56,9 +56,9 @@ pub fn read_certificates(file: &VarPath) -> Result<Vec<X509>, TlsError> {
 }
 
 fn read(file: &VarPath) -> Result<Vec<u8>, TlsError> {
-    fs::read(&file.path).map_err(|source| TlsError::Read {
+    fs::read(&file.path).map_err(|io| TlsError::Read {
         file: file.clone(),
-        source,
+        io,
     })
 }
 

@@ -58,11 +58,11 @@ pub fn prepare(
 /// Why key material or an SSL context could not be prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{}: cannot read {}: {source}; check the path and that the node may read it", file.var, file.path.display())]
+    #[error("{}: cannot read {}: {io}; check the path and that the node may read it", file.var, file.path.display())]
     Read {
         file: VarPath,
-        #[source]
-        source: std::io::Error,
+        // Shown in the message itself rather than chained as a source.
+        io: std::io::Error,
     },
     #[error("{}: {} holds no PEM certificate", file.var, file.path.display())]
     NoCertificate { file: VarPath },
@@ -78,7 +78,7 @@ pub enum TlsError {
         #[source]
         source: ErrorStack,
     },
-    #[error("{}: {} is encrypted and no passphrase is set; set TOPGUN_TLS_PASSPHRASE or TOPGUN_TLS_PASSPHRASE_FILE", file.var, file.path.display())]
+    #[error("{}: {} is encrypted and no passphrase is set; set {}", file.var, file.path.display(), passphrase_vars(file.var))]
     KeyNeedsPassphrase { file: VarPath },
     #[error("{}: cannot decrypt {} with the passphrase from {passphrase_var}: wrong passphrase", file.var, file.path.display())]
     WrongPassphrase {
@@ -126,4 +126,13 @@ pub enum TlsError {
     Groups(#[source] ErrorStack),
     #[error("OpenSSL could not build the TLS context")]
     Profile(#[source] ErrorStack),
+}
+
+/// The variables that give the passphrase for a key named by `key_var`.
+fn passphrase_vars(key_var: &str) -> &'static str {
+    if key_var.starts_with("TOPGUN_CLUSTER_") {
+        "TOPGUN_CLUSTER_TLS_PASSPHRASE or TOPGUN_CLUSTER_TLS_PASSPHRASE_FILE"
+    } else {
+        "TOPGUN_TLS_PASSPHRASE or TOPGUN_TLS_PASSPHRASE_FILE"
+    }
 }

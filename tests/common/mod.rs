@@ -3,9 +3,12 @@
 
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use openssl::ssl::{SslConnector, SslConnectorBuilder, SslMethod, SslVerifyMode, SslVersion};
 use tempfile::TempDir;
@@ -142,14 +145,50 @@ where
     (status, body)
 }
 
-/// Runs the built `topgun-server` with exactly these variables (plus PATH) and no terminal.
+/// How long one run of the binary may take before it counts as hung.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Runs the built `topgun-server` with exactly these variables (plus PATH) and no
+/// terminal; kills it and fails the test if it has not exited within [`DEADLINE`]
+/// (a node waiting on a passphrase prompt would hang a pod).
 pub fn run_binary(args: &[&str], vars: &[(String, String)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_topgun-server"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_topgun-server"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(vars.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("the binary runs")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = read_all(child.stdout.take().expect("stdout is piped"));
+    let stderr = read_all(child.stderr.take().expect("stderr is piped"));
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited on") {
+            break status;
+        }
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("topgun-server {args:?} still running after {DEADLINE:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
