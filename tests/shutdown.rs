@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -13,7 +11,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use common::start_node;
+use common::{start_node, NodeProcess};
 
 type Client = WebSocketStream<TcpStream>;
 
@@ -75,44 +73,15 @@ async fn shutdown_tells_each_client_to_go_and_drains_in_time() {
 
 #[tokio::test]
 async fn sigterm_drains_clients_and_exits_zero() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_topgun-server"))
-        .env_clear()
-        .env("TOPGUN_HOST", "127.0.0.1")
-        .env("TOPGUN_PORT", "0")
-        .env("TOPGUN_LOG_FORMAT", "json")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr: SocketAddr = loop {
-        let line = lines.next().expect("the node logs its address").unwrap();
-        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if event["message"] == "client listener ready" {
-            break event["addr"].as_str().unwrap().parse().unwrap();
-        }
-    };
-    let mut ws = open_session(addr).await;
+    let node = NodeProcess::start(&[]);
+    let mut ws = open_session(node.addr).await;
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    node.terminate();
     expect_shutdown_sequence(&mut ws).await;
     drop(ws);
+    let status = tokio::task::spawn_blocking(move || node.wait())
+        .await
+        .unwrap();
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the node did not exit after SIGTERM");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     assert!(status.success(), "exit status {status:?}");
 }

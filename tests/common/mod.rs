@@ -192,3 +192,87 @@ fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
         bytes
     })
 }
+
+/// A `topgun-server` process serving on 127.0.0.1 with a free port, logging JSON.
+pub struct NodeProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    /// The log events printed up to and including "client listener ready".
+    pub startup_log: Vec<serde_json::Value>,
+}
+
+impl NodeProcess {
+    /// Starts the binary with exactly `vars` (plus host, port 0 and JSON logs) and waits
+    /// for it to report its address.
+    pub fn start(vars: &[(String, String)]) -> NodeProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_topgun-server"))
+            .env_clear()
+            .env("TOPGUN_HOST", "127.0.0.1")
+            .env("TOPGUN_PORT", "0")
+            .env("TOPGUN_LOG_FORMAT", "json")
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut lines = std::io::BufRead::lines(stdout);
+        let mut startup_log = Vec::new();
+        let addr = loop {
+            let line = lines.next().expect("the node logs its address").unwrap();
+            let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+            startup_log.push(event.clone());
+            if event["message"] == "client listener ready" {
+                break event["addr"].as_str().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining the log so that the node never blocks on a full pipe.
+        thread::spawn(move || lines.for_each(drop));
+        NodeProcess {
+            child,
+            addr,
+            startup_log,
+        }
+    }
+
+    /// The messages logged at `level` during start-up.
+    pub fn startup_messages(&self, level: &str) -> Vec<String> {
+        self.startup_log
+            .iter()
+            .filter(|event| event["level"] == level)
+            .map(|event| event["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
+    /// Waits up to [`DEADLINE`] for the process to exit, killing it after that.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if started.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                panic!("the node did not exit within {DEADLINE:?}");
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
