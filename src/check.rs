@@ -3,132 +3,139 @@
 //! The report is built from a [`PreparedNode`], so it reflects exactly what start-up
 //! loaded and checked. It prints paths and facts, never a secret.
 
-use std::fmt::Write;
+use std::fmt::{self, Write};
+use std::net::SocketAddr;
 
-use crate::config::{Config, IdentitySource, MinVersion, TlsConfig};
+use crate::config::{IdentitySource, MinVersion, TlsConfig};
 use crate::node::PreparedNode;
 use crate::tls::{ciphers, inspect, ListenerTls};
 
 /// Renders the per-listener report of a configuration that would start.
 pub fn report(node: &PreparedNode) -> String {
-    let config = &node.config;
     let mut out = String::new();
+    write_report(&mut out, node).expect("writing to a String cannot fail");
+    out
+}
 
-    let _ = writeln!(out, "configuration OK: the node would start");
-    let _ = writeln!(out, "node id: {}", config.node_id);
-    listener(
-        &mut out,
-        "client listener",
-        config,
-        &config.client.bind.to_string(),
-        config.client.tls.as_ref(),
-        node.client_tls.as_ref(),
-    );
-    listener(
-        &mut out,
-        "cluster listener",
-        config,
-        &config.cluster.bind.to_string(),
-        config.cluster.tls.as_ref(),
-        node.cluster_tls.as_ref(),
-    );
-    if config.cluster.tls.is_some() {
-        let _ = writeln!(
+fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
+    let config = &node.config;
+    writeln!(out, "configuration OK: the node would start")?;
+    writeln!(out, "node id: {}", config.node_id)?;
+
+    let client = Listener {
+        title: "client listener",
+        bind: config.client.bind,
+        tls: config.client.tls.as_ref().zip(node.client_tls.as_ref()),
+        production: config.production,
+    };
+    client.write(out)?;
+
+    let cluster = Listener {
+        title: "cluster listener",
+        bind: config.cluster.bind,
+        tls: config.cluster.tls.as_ref().zip(node.cluster_tls.as_ref()),
+        production: config.production,
+    };
+    cluster.write(out)?;
+    if cluster.tls.is_some() {
+        writeln!(
             out,
             "  peer certificates required (mTLS): {}",
             yes_no(config.cluster.mtls)
-        );
-        let _ = writeln!(
+        )?;
+        writeln!(
             out,
             "  verify peers when dialling: {}",
             yes_no(config.cluster.reject_unauthorized)
-        );
+        )?;
     }
-    let _ = writeln!(out, "metrics endpoint: {} (http)", config.metrics.bind);
+
+    writeln!(out, "metrics endpoint: {} (http)", config.metrics.bind)?;
     let limits = &config.limits;
-    let _ = writeln!(
+    writeln!(
         out,
-        "limits: handshake timeout {} ms, {} connections per listener, messages up to {} bytes, shutdown drain {} ms",
+        "limits: handshake timeout {} ms, {} connections per listener, \
+         messages up to {} bytes, shutdown drain {} ms",
         limits.handshake_timeout.as_millis(),
         limits.max_connections,
         limits.max_message_size,
         limits.shutdown_timeout.as_millis()
-    );
+    )?;
+
     for var in &config.unknown_vars {
-        let _ = writeln!(
+        writeln!(
             out,
             "warning: unknown variable {var} is ignored; check its spelling"
-        );
+        )?;
     }
-    out
+    Ok(())
 }
 
-fn listener(
-    out: &mut String,
-    title: &str,
-    config: &Config,
-    bind: &str,
-    settings: Option<&TlsConfig>,
-    loaded: Option<&ListenerTls>,
-) {
-    let (Some(settings), Some(loaded)) = (settings, loaded) else {
-        let _ = writeln!(out, "{title}: {bind}");
-        let _ = writeln!(
-            out,
-            "  tls: off{}",
-            if config.production {
+/// One listener's section of the report.
+struct Listener<'a> {
+    title: &'static str,
+    bind: SocketAddr,
+    tls: Option<(&'a TlsConfig, &'a ListenerTls)>,
+    production: bool,
+}
+
+impl Listener<'_> {
+    fn write(&self, out: &mut String) -> fmt::Result {
+        writeln!(out, "{}: {}", self.title, self.bind)?;
+        let Some((settings, loaded)) = self.tls else {
+            let warning = if self.production {
                 " (warning: NODE_ENV=production)"
             } else {
                 ""
-            }
-        );
-        return;
-    };
+            };
+            return writeln!(out, "  tls: off{warning}");
+        };
 
-    let summary = inspect::summarize(&loaded.identity);
-    let _ = writeln!(out, "{title}: {bind}");
-    let _ = writeln!(out, "  tls: on");
-    let source = match &settings.identity {
-        IdentitySource::Pem { cert, key } => format!("{cert}, key {key}"),
-        IdentitySource::Pkcs12 { bundle } => format!("PKCS#12 {bundle}"),
-    };
-    let _ = writeln!(out, "  certificate: {source}");
-    let _ = writeln!(out, "  subject: {}", summary.subject);
-    let _ = writeln!(
-        out,
-        "  SANs: {}",
-        if summary.sans.is_empty() {
-            "none".to_owned()
-        } else {
-            summary.sans.join(", ")
+        writeln!(out, "  tls: on")?;
+        match &settings.identity {
+            IdentitySource::Pem { cert, key } => writeln!(out, "  certificate: {cert}, key {key}")?,
+            IdentitySource::Pkcs12 { bundle } => writeln!(out, "  certificate: PKCS#12 {bundle}")?,
         }
-    );
-    let _ = writeln!(out, "  issuer: {}", summary.issuer);
-    let _ = writeln!(
-        out,
-        "  expires: {} ({:.1} days left)",
-        summary.not_after, summary.days_left
-    );
-    let _ = writeln!(out, "  key: {}", summary.key);
-    let _ = writeln!(out, "  intermediates sent: {}", loaded.identity.chain.len());
-    let chain = match (&settings.ca, &loaded.chain_verified) {
-        (Some(ca), Some(Ok(()))) => format!("verified against {ca}"),
-        (Some(ca), Some(Err(reason))) => format!("NOT verified against {ca}: {reason}"),
-        _ => "not checked (no CA file configured)".to_owned(),
-    };
-    let _ = writeln!(out, "  chain: {chain}");
-    let profile = &settings.profile;
-    let _ = writeln!(out, "  min version: {}", profile.min_version.as_str());
-    let (suites, ciphers): (Vec<_>, Vec<_>) = ciphers::offered(loaded.acceptor.context())
-        .into_iter()
-        .partition(|cipher| cipher.version == "TLSv1.3");
-    let names =
-        |list: Vec<ciphers::Offered>| list.iter().map(|c| c.name).collect::<Vec<_>>().join(":");
-    let _ = writeln!(out, "  TLS 1.3 ciphersuites: {}", names(suites));
-    if profile.min_version == MinVersion::Tls12 {
-        let _ = writeln!(out, "  TLS 1.2 ciphers: {}", names(ciphers));
+
+        let summary = inspect::summarize(&loaded.identity);
+        writeln!(out, "  subject: {}", summary.subject)?;
+        if summary.sans.is_empty() {
+            writeln!(out, "  SANs: none")?;
+        } else {
+            writeln!(out, "  SANs: {}", summary.sans.join(", "))?;
+        }
+        writeln!(out, "  issuer: {}", summary.issuer)?;
+        writeln!(
+            out,
+            "  expires: {} ({:.1} days left)",
+            summary.not_after, summary.days_left
+        )?;
+        writeln!(out, "  key: {}", summary.key)?;
+        writeln!(out, "  intermediates sent: {}", loaded.identity.chain.len())?;
+        match (&settings.ca, &loaded.chain_verified) {
+            (Some(ca), Some(Ok(()))) => writeln!(out, "  chain: verified against {ca}")?,
+            (Some(ca), Some(Err(reason))) => {
+                writeln!(out, "  chain: NOT verified against {ca}: {reason}")?
+            }
+            _ => writeln!(out, "  chain: not checked (no CA file configured)")?,
+        }
+
+        let profile = &settings.profile;
+        writeln!(out, "  min version: {}", profile.min_version.as_str())?;
+        let (suites, ciphers): (Vec<_>, Vec<_>) = ciphers::offered(loaded.acceptor.context())
+            .into_iter()
+            .partition(|cipher| cipher.version == "TLSv1.3");
+        writeln!(out, "  TLS 1.3 ciphersuites: {}", names(&suites))?;
+        if profile.min_version == MinVersion::Tls12 {
+            writeln!(out, "  TLS 1.2 ciphers: {}", names(&ciphers))?;
+        }
+        writeln!(out, "  groups: {}", profile.groups)
     }
-    let _ = writeln!(out, "  groups: {}", profile.groups);
+}
+
+fn names(offered: &[ciphers::Offered]) -> String {
+    let names: Vec<_> = offered.iter().map(|cipher| cipher.name).collect();
+    names.join(":")
 }
 
 fn yes_no(value: bool) -> &'static str {
