@@ -251,6 +251,15 @@ pub fn from_env() -> Result<Config, ConfigError> {
 }
 
 /// Builds a [`Config`] from explicit pairs; tests call this instead of editing the environment.
+///
+/// ```
+/// let config = topgun_server::config::from_vars([("TOPGUN_PORT", "9000")]).unwrap();
+/// assert_eq!(config.client.bind.port(), 9000);
+/// assert!(config.client.tls.is_none());
+///
+/// let error = topgun_server::config::from_vars([("TOPGUN_TLS_ENABLED", "yes")]).unwrap_err();
+/// assert_eq!(error.to_string(), "TOPGUN_TLS_ENABLED: must be `true` or `false`");
+/// ```
 pub fn from_vars<I, K, V>(vars: I) -> Result<Config, ConfigError>
 where
     I: IntoIterator<Item = (K, V)>,
