@@ -111,7 +111,16 @@ impl Listener<'_> {
             summary.not_after, summary.days_left
         )?;
         writeln!(out, "  key: {}", summary.key)?;
-        writeln!(out, "  intermediates sent: {}", loaded.identity.chain.len())?;
+        let from = if loaded.chain_from_ca {
+            " (taken from the CA file)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "  intermediates sent: {}{from}",
+            loaded.identity.chain.len()
+        )?;
         match (&settings.ca, &loaded.chain_verified) {
             (Some(ca), Some(Ok(()))) => writeln!(out, "  chain: verified against {ca}")?,
             (Some(ca), Some(Err(reason))) => {

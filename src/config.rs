@@ -377,6 +377,15 @@ struct Raw {
 
 impl Raw {
     fn check(self, unknown_vars: Vec<String>) -> Result<Config, ConfigError> {
+        for (var, value) in self.path_vars() {
+            if value.as_deref().is_some_and(looks_like_secret) {
+                return Err(ConfigError::invalid(
+                    var,
+                    "holds what looks like key material, not a file path; mount the secret \
+                     as a file and set the variable to its path",
+                ));
+            }
+        }
         let host = parse_host("TOPGUN_HOST", self.topgun_host.as_deref())?;
         let port = parse_port("TOPGUN_PORT", self.topgun_port.as_deref(), 8080)?;
         let cluster_port = parse_port(
@@ -492,6 +501,40 @@ impl Raw {
             log,
             unknown_vars,
         })
+    }
+
+    /// Variables that name files holding key material or passphrases.
+    fn path_vars(&self) -> [(&'static str, &Option<String>); 10] {
+        [
+            ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
+            ("TOPGUN_TLS_KEY_PATH", &self.topgun_tls_key_path),
+            ("TOPGUN_TLS_PKCS12_PATH", &self.topgun_tls_pkcs12_path),
+            ("TOPGUN_TLS_CA_PATH", &self.topgun_tls_ca_path),
+            (
+                "TOPGUN_TLS_PASSPHRASE_FILE",
+                &self.topgun_tls_passphrase_file,
+            ),
+            (
+                "TOPGUN_CLUSTER_TLS_CERT_PATH",
+                &self.topgun_cluster_tls_cert_path,
+            ),
+            (
+                "TOPGUN_CLUSTER_TLS_KEY_PATH",
+                &self.topgun_cluster_tls_key_path,
+            ),
+            (
+                "TOPGUN_CLUSTER_TLS_PKCS12_PATH",
+                &self.topgun_cluster_tls_pkcs12_path,
+            ),
+            (
+                "TOPGUN_CLUSTER_TLS_CA_PATH",
+                &self.topgun_cluster_tls_ca_path,
+            ),
+            (
+                "TOPGUN_CLUSTER_TLS_PASSPHRASE_FILE",
+                &self.topgun_cluster_tls_passphrase_file,
+            ),
+        ]
     }
 
     fn client_tls(&self, profile: &TlsProfile) -> Result<Option<TlsConfig>, ConfigError> {
@@ -687,6 +730,12 @@ fn passphrase(value: Var<'_>, file: Var<'_>) -> Result<Option<PassphraseSource>,
     }
 }
 
+/// A `secretKeyRef` put where a mounted file's path belongs: PEM text or several lines.
+/// Such values must never reach an error message that would print a path.
+fn looks_like_secret(value: &str) -> bool {
+    value.contains("-----BEGIN") || value.contains('\n') || value.contains('\r')
+}
+
 fn text_or(value: Option<&str>, default: &str) -> String {
     value.unwrap_or(default).to_owned()
 }
@@ -804,14 +853,22 @@ fn parse_ciphersuites(value: Option<&str>) -> Result<String, ConfigError> {
 
 /// `LOG_LEVEL` takes the reference server's pino levels, or a `tracing` filter.
 fn parse_log_level(value: Option<&str>) -> Result<String, ConfigError> {
+    const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
     let filter = match value.unwrap_or("info") {
         "fatal" => "error",
         "silent" => "off",
         other => other,
     };
-    if tracing_subscriber::EnvFilter::builder()
-        .parse(filter)
-        .is_err()
+    // A bare word that is no level would be read as a target name and silence every
+    // log line, so only directives (with `=` or `,`) may be anything else.
+    let bare_unknown = !filter.contains(['=', ','])
+        && !LEVELS
+            .iter()
+            .any(|level| filter.eq_ignore_ascii_case(level));
+    if bare_unknown
+        || tracing_subscriber::EnvFilter::builder()
+            .parse(filter)
+            .is_err()
     {
         return Err(ConfigError::invalid(
             "LOG_LEVEL",

@@ -5,7 +5,6 @@
 //! start-up runs, and so that no socket is bound before all key material is good.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +71,6 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
 /// A node that is serving.
 pub struct RunningNode {
     client_addr: SocketAddr,
-    client: Arc<ClientContext>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -135,22 +133,19 @@ impl PreparedNode {
             max_message_size: config.limits.max_message_size,
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
-            ready: AtomicBool::new(true),
         });
 
         let secure = client.acceptor.is_some();
         info!(addr = %client_addr, tls = secure, node.id = %config.node_id, "client listener ready");
 
-        let accept_context = client.clone();
         tasks.spawn(
             listener.run(shutdown.clone(), tasks.clone(), move |tcp, slot| {
-                client::serve(accept_context.clone(), tcp, slot)
+                client::serve(client.clone(), tcp, slot)
             }),
         );
 
         Ok(RunningNode {
             client_addr,
-            client,
             shutdown,
             tasks,
         })
@@ -166,7 +161,6 @@ impl RunningNode {
     /// Stops accepting, tells every client to go (`SHUTDOWN_PENDING`, close 1001) and
     /// waits up to `drain` for connections to end. Returns whether all ended in time.
     pub async fn shutdown(self, drain: Duration) -> bool {
-        self.client.ready.store(false, Ordering::Relaxed);
         self.shutdown.cancel();
         self.tasks.close();
         tokio::time::timeout(drain, self.tasks.wait()).await.is_ok()

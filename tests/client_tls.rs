@@ -300,3 +300,36 @@ async fn alpn_selects_http11_and_never_h2() {
     );
     assert_eq!(without.ssl().selected_alpn_protocol(), None);
 }
+
+#[tokio::test]
+async fn a_leaf_only_certificate_file_is_completed_from_the_ca_file_without_the_root() {
+    let pki = Pki::new("ours");
+    let intermediate = pki.ca.intermediate("issuing CA").unwrap();
+    let leaf = intermediate.issue(&Pki::server_spec()).unwrap();
+    let files = common::Files {
+        cert: pki.path("leaf.crt"),
+        key: pki.path("leaf.key"),
+    };
+    leaf.write(&files.cert, &files.key).unwrap();
+    let bundle = pki.path("bundle.crt");
+    let pem = [
+        intermediate.cert().to_pem().unwrap(),
+        pki.ca.cert().to_pem().unwrap(),
+    ]
+    .concat();
+    std::fs::write(&bundle, pem).unwrap();
+    let mut vars = tls_vars(&files);
+    vars.push(("TOPGUN_TLS_CA_PATH".into(), common::path(&bundle)));
+    let node = start_node(vars).await;
+
+    let client = connector(&pki.ca_path, None);
+    let stream = tls_connect(&client, node.client_addr(), "localhost")
+        .await
+        .unwrap();
+    let sent = stream.ssl().peer_cert_chain().unwrap();
+
+    assert_eq!(sent.len(), 2, "the leaf and the intermediate");
+    assert!(sent
+        .iter()
+        .all(|cert| cert.issued(cert) != openssl::x509::X509VerifyResult::OK));
+}

@@ -542,6 +542,50 @@ fn an_encrypted_key_without_a_passphrase_is_refused_without_a_prompt() {
     }
 }
 
+/// A passphrase set by mistake in the `_FILE` variable is not a readable path; the
+/// error must not print it as one.
+#[test]
+fn a_passphrase_given_where_its_file_belongs_is_never_shown() {
+    let pki = Pki::new("ours");
+    let files = encrypted_key(&pki, Encryption::Pkcs8Aes256);
+    let mut vars = tls_vars(&files);
+    vars.push(var("TOPGUN_TLS_PASSPHRASE_FILE", PASSPHRASE));
+
+    refuses(
+        &vars,
+        &["TOPGUN_TLS_PASSPHRASE_FILE", "cannot read", "mounted file"],
+    );
+}
+
+#[test]
+fn an_empty_passphrase_file_is_refused_as_empty() {
+    let pki = Pki::new("ours");
+    let files = encrypted_key(&pki, Encryption::Pkcs8Aes256);
+    let empty = write(&pki.path("empty"), b"\n");
+    let mut vars = tls_vars(&files);
+    vars.push(var("TOPGUN_TLS_PASSPHRASE_FILE", path(&empty)));
+
+    refuses(&vars, &["TOPGUN_TLS_PASSPHRASE_FILE", "is empty"]);
+}
+
+/// A Kubernetes `secretKeyRef` where a mounted file's path belongs puts the key itself
+/// in the variable; the error names the variable and never prints the key.
+#[test]
+fn key_material_given_where_a_path_belongs_is_refused_without_being_shown() {
+    let pki = Pki::new("ours");
+    let files = pki.server();
+    let key_pem = text(&std::fs::read(&files.key).unwrap());
+    let mut vars = tls_vars(&files);
+    vars.retain(|(name, _)| name != "TOPGUN_TLS_KEY_PATH");
+    vars.push(var("TOPGUN_TLS_KEY_PATH", &key_pem));
+
+    let line = refuses(&vars, &["TOPGUN_TLS_KEY_PATH", "looks like key material"]);
+
+    assert!(!line.contains("PRIVATE KEY"), "{line}");
+    let body = key_pem.lines().nth(1).unwrap();
+    assert!(!line.contains(body), "{line}");
+}
+
 /// C4: a modern AES-256 bundle with key, leaf and intermediate loads, and sends the
 /// intermediate.
 #[test]

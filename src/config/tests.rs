@@ -723,3 +723,17 @@ fn the_debug_form_of_the_default_config_hides_the_default_jwt_secret() {
 
     assert!(!debug.contains(DEFAULT_JWT_SECRET), "{debug}");
 }
+
+#[test]
+fn a_log_level_that_is_no_level_is_refused_instead_of_silencing_every_log() {
+    refused_naming(vec![("LOG_LEVEL", "verbose")], "LOG_LEVEL");
+
+    assert_eq!(config(vec![("LOG_LEVEL", "DEBUG")]).log.filter, "DEBUG");
+    assert_eq!(config(vec![("LOG_LEVEL", "fatal")]).log.filter, "error");
+    assert_eq!(
+        config(vec![("LOG_LEVEL", "info,topgun_server=trace")])
+            .log
+            .filter,
+        "info,topgun_server=trace"
+    );
+}

@@ -5,7 +5,8 @@
 //! WebSocket upgrades here are HTTP/1.1.
 
 use openssl::ssl::{
-    AlpnError, SslAcceptor, SslAcceptorBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
+    AlpnError, SslAcceptor, SslAcceptorBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode,
+    SslVersion,
 };
 use openssl::x509::X509;
 
@@ -99,6 +100,8 @@ fn base(profile: &TlsProfile) -> Result<SslAcceptorBuilder, TlsError> {
         .map_err(TlsError::Groups)?;
 
     builder.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION);
+    // The chain sent is the one loaded and checked, never one OpenSSL builds itself.
+    builder.set_mode(SslMode::NO_AUTO_CHAIN);
 
     // Without a match the handshake goes on with no ALPN, and the client falls back to
     // HTTP/1.1; selecting h2 would break the WebSocket upgrade.

@@ -67,15 +67,19 @@ fn read_passphrase(source: Option<&PassphraseSource>) -> Result<Option<String>, 
         None => Ok(None),
         Some(PassphraseSource::Value { value, .. }) => Ok(Some(value.expose().to_owned())),
         Some(PassphraseSource::File(file)) => {
-            let bytes = read(file)?;
+            let bytes = fs::read(&file.path)
+                .map_err(|io| TlsError::ReadPassphraseFile { var: file.var, io })?;
             let mut text = String::from_utf8(bytes)
-                .map_err(|_| TlsError::PassphraseNotText { file: file.clone() })?;
+                .map_err(|_| TlsError::PassphraseNotText { var: file.var })?;
             // `echo secret > file` and most secret stores leave one line ending behind.
             if text.ends_with('\n') {
                 text.pop();
                 if text.ends_with('\r') {
                     text.pop();
                 }
+            }
+            if text.is_empty() {
+                return Err(TlsError::PassphraseFileEmpty { var: file.var });
             }
             Ok(Some(text))
         }

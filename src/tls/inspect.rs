@@ -5,7 +5,7 @@ use openssl::nid::Nid;
 use openssl::pkey::{Id, PKeyRef, Private};
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::{X509NameRef, X509Ref, X509StoreContext, X509};
+use openssl::x509::{X509NameRef, X509Ref, X509StoreContext, X509VerifyResult, X509};
 
 use crate::tls::identity::Identity;
 
@@ -48,9 +48,9 @@ pub fn days_until(time: &Asn1TimeRef) -> f64 {
 }
 
 /// Verifies the leaf and the chain the node sends against `ca`, as a client holding
-/// that CA would. Returns OpenSSL's reason on failure.
-pub fn verify_chain(identity: &Identity, ca: &[X509]) -> Result<(), String> {
-    let run = || -> Result<Result<(), String>, openssl::error::ErrorStack> {
+/// that CA would. Returns the verified path, leaf first, or OpenSSL's reason.
+pub fn verify_chain(identity: &Identity, ca: &[X509]) -> Result<Vec<X509>, String> {
+    let run = || -> Result<Result<Vec<X509>, String>, openssl::error::ErrorStack> {
         let mut store = X509StoreBuilder::new()?;
         for cert in ca {
             store.add_cert(cert.clone())?;
@@ -64,14 +64,22 @@ pub fn verify_chain(identity: &Identity, ca: &[X509]) -> Result<(), String> {
 
         let mut context = X509StoreContext::new()?;
         context.init(&store, &identity.leaf, &untrusted, |ctx| {
-            Ok(if ctx.verify_cert()? {
-                Ok(())
-            } else {
-                Err(ctx.error().error_string().to_owned())
-            })
+            if !ctx.verify_cert()? {
+                return Ok(Err(ctx.error().error_string().to_owned()));
+            }
+            let path = ctx
+                .chain()
+                .map(|chain| chain.iter().map(|cert| cert.to_owned()).collect())
+                .unwrap_or_default();
+            Ok(Ok(path))
         })
     };
     run().unwrap_or_else(|stack| Err(stack.to_string()))
+}
+
+/// True for a certificate that signed itself (a root).
+pub fn is_self_signed(cert: &X509Ref) -> bool {
+    cert.issued(cert) == X509VerifyResult::OK
 }
 
 fn name(name: &X509NameRef) -> String {

@@ -21,11 +21,15 @@ pub use identity::Identity;
 /// Everything one TLS listener needs, loaded and checked.
 pub struct ListenerTls {
     pub acceptor: SslAcceptor,
+    /// The identity as served: `chain` holds exactly the intermediates sent.
     pub identity: Identity,
     /// Certificates of the CA file, if one is configured.
     pub ca: Vec<X509>,
     /// Whether the served chain verifies against the CA file (`None` without one).
     pub chain_verified: Option<Result<(), String>>,
+    /// True when the certificate file held only the leaf and the intermediates sent
+    /// were taken from the CA file.
+    pub chain_from_ca: bool,
 }
 
 /// Loads key material and builds the acceptor for one listener, failing on anything an
@@ -35,15 +39,29 @@ pub fn prepare(
     peers: PeerCertificates,
     session_context: &[u8],
 ) -> Result<ListenerTls, TlsError> {
-    let identity = identity::load(tls)?;
+    let mut identity = identity::load(tls)?;
     let ca = match &tls.ca {
         Some(file) => identity::read_certificates(file)?,
         None => Vec::new(),
     };
-    let chain_verified = tls
+    let verified = tls
         .ca
         .as_ref()
         .map(|_| inspect::verify_chain(&identity, &ca));
+
+    // A certificate file with only the leaf gets its intermediates from the CA file,
+    // never the root. OpenSSL's own chain building is off, so what `check-config`
+    // reports is exactly what is sent.
+    let mut chain_from_ca = false;
+    if let (true, Some(Ok(path))) = (identity.chain.is_empty(), &verified) {
+        identity.chain = path
+            .iter()
+            .skip(1)
+            .filter(|cert| !inspect::is_self_signed(cert))
+            .cloned()
+            .collect();
+        chain_from_ca = !identity.chain.is_empty();
+    }
 
     let acceptor = acceptor::build(&tls.profile, &identity, &ca, peers, session_context)?;
 
@@ -51,7 +69,8 @@ pub fn prepare(
         acceptor,
         identity,
         ca,
-        chain_verified,
+        chain_verified: verified.map(|result| result.map(|_| ())),
+        chain_from_ca,
     })
 }
 
@@ -85,8 +104,18 @@ pub enum TlsError {
         file: VarPath,
         passphrase_var: &'static str,
     },
-    #[error("{}: the passphrase file {} is not UTF-8 text", file.var, file.path.display())]
-    PassphraseNotText { file: VarPath },
+    // The passphrase-file errors never show the path: a passphrase set by mistake in a
+    // `_FILE` variable would otherwise be printed.
+    #[error("{var}: cannot read the passphrase file it names: {io}; set it to the path of a mounted file holding the passphrase (the value is not shown, in case it is the passphrase itself)")]
+    ReadPassphraseFile {
+        var: &'static str,
+        // Shown in the message itself rather than chained as a source.
+        io: std::io::Error,
+    },
+    #[error("{var}: the passphrase file is not UTF-8 text")]
+    PassphraseNotText { var: &'static str },
+    #[error("{var}: the passphrase file is empty; write the passphrase into it")]
+    PassphraseFileEmpty { var: &'static str },
     #[error("{}: private key {} does not match certificate {}; pair the key with the certificate it was issued for", key.var, key.path.display(), cert.path.display())]
     KeyMismatch { cert: VarPath, key: VarPath },
     #[error("{}: {}: the leaf certificate must come first, but the private key belongs to certificate #{position}; order the file leaf first, then intermediates", file.var, file.path.display())]
