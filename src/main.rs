@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
-use topgun_server::{check, config, node, pki, shutdown, telemetry};
+use topgun_server::{check, config, node, pki, shutdown, telemetry, tls};
 
 /// Exit status for a configuration the node refuses.
 const EXIT_CONFIG: u8 = 1;
@@ -59,7 +59,10 @@ fn one_line(error: &dyn std::error::Error) -> String {
     let mut source = error.source();
     while let Some(cause) = source {
         line.push_str(": ");
-        line.push_str(&cause.to_string());
+        match cause.downcast_ref::<openssl::error::ErrorStack>() {
+            Some(stack) => line.push_str(&tls::describe(stack)),
+            None => line.push_str(&cause.to_string()),
+        }
         source = cause.source();
     }
     line.replace('\n', " ")

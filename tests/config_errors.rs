@@ -722,6 +722,20 @@ fn a_cipher_string_openssl_rejects_is_refused() {
     refuses(&vars, &["TOPGUN_TLS_CIPHERS", "openssl ciphers -v"]);
 }
 
+/// OpenSSL accepts `AES128-SHA`, but it needs an RSA key: with the EC server key no
+/// TLS 1.2 client could ever connect. The in-memory self-test refuses it before binding,
+/// and the same ciphers pass once TLS 1.2 is off.
+#[test]
+fn tls12_ciphers_that_cannot_work_with_the_key_are_refused_unless_tls12_is_off() {
+    let pki = Pki::new("ours");
+    let mut vars = tls_vars(&pki.server());
+    vars.push(var("TOPGUN_TLS_CIPHERS", "AES128-SHA"));
+
+    refuses(&vars, &["TOPGUN_TLS_CIPHERS", "TLS 1.2", "EC P-256", "TLSv1.3"]);
+    vars.push(var("TOPGUN_TLS_MIN_VERSION", "TLSv1.3"));
+    passes(&vars);
+}
+
 #[test]
 fn an_unknown_ciphersuite_is_refused() {
     refuses(

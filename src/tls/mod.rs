@@ -8,12 +8,13 @@ pub mod ciphers;
 pub mod handshake;
 pub mod identity;
 pub mod inspect;
+pub mod selftest;
 
 use openssl::error::ErrorStack;
-use openssl::ssl::SslAcceptor;
+use openssl::ssl::{SslAcceptor, SslVersion};
 use openssl::x509::X509;
 
-use crate::config::{TlsConfig, VarPath};
+use crate::config::{MinVersion, TlsConfig, VarPath};
 
 pub use acceptor::PeerCertificates;
 pub use identity::Identity;
@@ -64,6 +65,7 @@ pub fn prepare(
     }
 
     let acceptor = acceptor::build(&tls.profile, &identity, &ca, peers, session_context)?;
+    self_test(&acceptor, tls, &identity, peers)?;
 
     Ok(ListenerTls {
         acceptor,
@@ -71,6 +73,39 @@ pub fn prepare(
         ca,
         chain_verified: verified.map(|result| result.map(|_| ())),
         chain_from_ca,
+    })
+}
+
+/// Proves that clients of each enabled version can complete a handshake. Skipped when
+/// peers must present a certificate, as the in-memory client has none.
+fn self_test(
+    acceptor: &SslAcceptor,
+    tls: &TlsConfig,
+    identity: &Identity,
+    peers: PeerCertificates,
+) -> Result<(), TlsError> {
+    if peers == PeerCertificates::Required {
+        return Ok(());
+    }
+    let key = inspect::summarize(identity).key;
+    if tls.profile.min_version == MinVersion::Tls12 {
+        selftest::handshake(acceptor, SslVersion::TLS1_2).map_err(|reason| {
+            TlsError::Unusable {
+                var: "TOPGUN_TLS_CIPHERS",
+                version: "TLS 1.2",
+                key: key.clone(),
+                hint: "include ciphers for this key type (ECDHE-ECDSA-* for EC keys, \
+                       ECDHE-RSA-* for RSA keys), or set TOPGUN_TLS_MIN_VERSION=TLSv1.3",
+                reason,
+            }
+        })?;
+    }
+    selftest::handshake(acceptor, SslVersion::TLS1_3).map_err(|reason| TlsError::Unusable {
+        var: "TOPGUN_TLS_GROUPS",
+        version: "TLS 1.3",
+        key,
+        hint: "check the groups and ciphersuites",
+        reason,
     })
 }
 
@@ -153,6 +188,14 @@ pub enum TlsError {
     },
     #[error("TOPGUN_TLS_GROUPS: OpenSSL does not know one of these groups; use names such as X25519, P-256, P-384")]
     Groups(#[source] ErrorStack),
+    #[error("{var}: no {version} client can complete a handshake with these settings and the {key} key; {hint} (OpenSSL: {reason})")]
+    Unusable {
+        var: &'static str,
+        version: &'static str,
+        key: String,
+        hint: &'static str,
+        reason: String,
+    },
     #[error("OpenSSL could not build the TLS context")]
     Profile(#[source] ErrorStack),
 }
@@ -163,5 +206,26 @@ fn passphrase_vars(key_var: &str) -> &'static str {
         "TOPGUN_CLUSTER_TLS_PASSPHRASE or TOPGUN_CLUSTER_TLS_PASSPHRASE_FILE"
     } else {
         "TOPGUN_TLS_PASSPHRASE or TOPGUN_TLS_PASSPHRASE_FILE"
+    }
+}
+
+/// OpenSSL's reasons in a stack, without codes and C source locations: what an
+/// operator needs on one line.
+pub fn describe(stack: &ErrorStack) -> String {
+    let reasons: Vec<String> = stack
+        .errors()
+        .iter()
+        .map(|error| {
+            let reason = error.reason().unwrap_or("unknown error");
+            match error.data() {
+                Some(data) if !data.is_empty() => format!("{reason} ({data})"),
+                _ => reason.to_owned(),
+            }
+        })
+        .collect();
+    if reasons.is_empty() {
+        "no detail from OpenSSL".to_owned()
+    } else {
+        reasons.join("; ")
     }
 }
