@@ -3,14 +3,23 @@
 # certificate for localhost and 127.0.0.1, and node-1..3 certificates valid for both
 # serverAuth and clientAuth (cluster mTLS needs both; see case C8).
 #
-#   scripts/generate-test-certs.sh [OUT_DIR]     (default: certs)
+#   scripts/generate-test-certs.sh [--force] [OUT_DIR]     (default: certs)
 #
 # `topgun-server certs --out DIR` makes the same set without the CLI. Never use these
 # certificates in production, and never commit the keys.
 set -euo pipefail
 
+force=false
+if [ "${1:-}" = "--force" ]; then
+  force=true
+  shift
+fi
 out=${1:-certs}
 days=${DAYS:-365}
+if [ -e "$out/ca.key" ] && [ "$force" = false ]; then
+  echo "generate-test-certs.sh: $out/ca.key already exists; pass --force to overwrite it" >&2
+  exit 1
+fi
 mkdir -p "$out"
 umask 077
 work=$(mktemp -d)

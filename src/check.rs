@@ -7,7 +7,7 @@ use std::fmt::{self, Write};
 use std::net::SocketAddr;
 
 use crate::config::{IdentitySource, MinVersion, TlsConfig};
-use crate::node::PreparedNode;
+use crate::node::{PreparedNode, EXPIRY_WARNING_DAYS};
 use crate::tls::{ciphers, inspect, ListenerTls};
 
 /// Renders the per-listener report of a configuration that would start.
@@ -31,7 +31,7 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
     client.write(out)?;
 
     let cluster = Listener {
-        title: "cluster listener",
+        title: "cluster listener (not served by this version yet)",
         bind: config.cluster.bind,
         tls: config.cluster.tls.as_ref().zip(node.cluster_tls.as_ref()),
         production: config.production,
@@ -50,7 +50,11 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
         )?;
     }
 
-    writeln!(out, "metrics endpoint: {} (http)", config.metrics.bind)?;
+    writeln!(
+        out,
+        "metrics endpoint (not served by this version yet): {}",
+        config.metrics.bind
+    )?;
     let limits = &config.limits;
     writeln!(
         out,
@@ -110,6 +114,12 @@ impl Listener<'_> {
             "  expires: {} ({:.1} days left)",
             summary.not_after, summary.days_left
         )?;
+        if summary.days_left < EXPIRY_WARNING_DAYS {
+            writeln!(
+                out,
+                "  warning: the certificate expires in less than {EXPIRY_WARNING_DAYS} days; renew it"
+            )?;
+        }
         writeln!(out, "  key: {}", summary.key)?;
         let from = if loaded.chain_from_ca {
             " (taken from the CA file)"

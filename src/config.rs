@@ -227,6 +227,10 @@ pub struct Config {
     pub unknown_vars: Vec<String>,
 }
 
+/// The largest `TOPGUN_MAX_MESSAGE_SIZE` accepted: one message may be held in memory
+/// whole, so the bound is a bound on what one client can make the node allocate.
+const MAX_MESSAGE_SIZE_LIMIT: usize = 1 << 30;
+
 /// The development JWT secret of the reference server, used when `JWT_SECRET` is unset.
 pub const DEFAULT_JWT_SECRET: &str = "topgun-secret-dev";
 
@@ -400,6 +404,12 @@ impl Raw {
             9090,
         )?;
 
+        check_distinct_ports(&[
+            ("TOPGUN_PORT", host, port),
+            ("TOPGUN_CLUSTER_PORT", host, cluster_port),
+            ("TOPGUN_METRICS_PORT", metrics_host, metrics_port),
+        ])?;
+
         let profile = TlsProfile {
             min_version: parse_min_version(self.topgun_tls_min_version.as_deref())?,
             ciphers: text_or(self.topgun_tls_ciphers.as_deref(), DEFAULT_CIPHERS),
@@ -451,7 +461,17 @@ impl Raw {
                 "TOPGUN_MAX_MESSAGE_SIZE",
                 self.topgun_max_message_size.as_deref(),
                 16 * 1024 * 1024,
-            )?,
+            )
+            .and_then(|size| {
+                if size > MAX_MESSAGE_SIZE_LIMIT {
+                    Err(ConfigError::invalid(
+                        "TOPGUN_MAX_MESSAGE_SIZE",
+                        "must be at most 1073741824 bytes (1 GiB)",
+                    ))
+                } else {
+                    Ok(size)
+                }
+            })?,
             shutdown_timeout: parse_millis(
                 "TOPGUN_SHUTDOWN_TIMEOUT_MS",
                 self.topgun_shutdown_timeout_ms.as_deref(),
@@ -740,6 +760,23 @@ fn text_or(value: Option<&str>, default: &str) -> String {
     value.unwrap_or(default).to_owned()
 }
 
+/// Two listeners on one port would fail at bind time with a less helpful message.
+fn check_distinct_ports(listeners: &[(&'static str, IpAddr, u16)]) -> Result<(), ConfigError> {
+    for (i, (var, host, port)) in listeners.iter().enumerate() {
+        for (other_var, other_host, other_port) in &listeners[..i] {
+            let hosts_overlap =
+                host == other_host || host.is_unspecified() || other_host.is_unspecified();
+            if *port != 0 && port == other_port && hosts_overlap {
+                return Err(ConfigError::invalid(
+                    var,
+                    format!("is the same port as {other_var}; give each listener its own port"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Strict booleans: a typo such as `TOPGUN_TLS_ENABLED=ture` stops the node instead of
 /// silently leaving TLS off, as the reference server would.
 fn parse_bool(var: &'static str, value: Option<&str>, default: bool) -> Result<bool, ConfigError> {
@@ -813,14 +850,17 @@ fn parse_count(
 
 fn parse_min_version(value: Option<&str>) -> Result<MinVersion, ConfigError> {
     const VAR: &str = "TOPGUN_TLS_MIN_VERSION";
-    match value {
-        None | Some("TLSv1.2") => Ok(MinVersion::Tls12),
-        Some("TLSv1.3") => Ok(MinVersion::Tls13),
-        Some("TLSv1" | "TLSv1.0" | "TLSv1.1" | "SSLv3") => Err(ConfigError::invalid(
+    let Some(value) = value else {
+        return Ok(MinVersion::Tls12);
+    };
+    match value.to_ascii_lowercase().as_str() {
+        "tlsv1.2" => Ok(MinVersion::Tls12),
+        "tlsv1.3" => Ok(MinVersion::Tls13),
+        "tlsv1" | "tlsv1.0" | "tlsv1.1" | "sslv3" => Err(ConfigError::invalid(
             VAR,
             "TLS versions before 1.2 are not supported; use TLSv1.2 or TLSv1.3",
         )),
-        Some(_) => Err(ConfigError::invalid(VAR, "must be TLSv1.2 or TLSv1.3")),
+        _ => Err(ConfigError::invalid(VAR, "must be TLSv1.2 or TLSv1.3")),
     }
 }
 

@@ -15,7 +15,10 @@ const EXIT_CONFIG: u8 = 1;
 #[command(
     name = "topgun-server",
     version,
-    about = "TopGun server node (OpenSSL)"
+    long_version = long_version(),
+    about = "TopGun server node (OpenSSL)",
+    after_help = "Configuration comes from environment variables (TOPGUN_*, NODE_ID, JWT_SECRET, \
+                  LOG_LEVEL, NODE_ENV, ...); README.md lists every one with its default."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,6 +40,15 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// The crate version and the OpenSSL the binary runs with, as security reports need both.
+fn long_version() -> String {
+    format!(
+        "{} ({})",
+        env!("CARGO_PKG_VERSION"),
+        openssl::version::version()
+    )
 }
 
 fn main() -> ExitCode {

@@ -33,6 +33,9 @@ pub enum StartError {
     },
 }
 
+/// Certificates closer than this to their expiry are reported at start-up.
+pub const EXPIRY_WARNING_DAYS: f64 = 30.0;
+
 /// A checked configuration with its key material loaded: everything but the sockets.
 pub struct PreparedNode {
     pub config: Config,
@@ -100,8 +103,8 @@ impl PreparedNode {
             let Some(tls) = tls else { continue };
             let cert = &tls.identity.leaf;
             let days_left = inspect::days_until(cert.not_after());
-            if days_left < 30.0 {
-                warn!(listener, file = %tls.identity.source, days_left, "certificate expires soon; renew it");
+            if days_left < EXPIRY_WARNING_DAYS {
+                warn!(listener, file = %tls.identity.source, days_left = days_left.floor() as i64, "certificate expires soon; renew it");
             }
             if tls::identity::not_yet_valid(cert) {
                 warn!(listener, file = %tls.identity.source, "certificate is not valid yet; check the clock");

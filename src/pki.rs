@@ -260,9 +260,11 @@ fn builder(
     let subject = name(common_name)?;
     builder.set_subject_name(&subject)?;
     builder.set_pubkey(key)?;
-    let not_before = days_from_now(valid_days.start)?;
+    // An hour of slack, so that a client whose clock is a little behind does not see a
+    // fresh certificate as not yet valid.
+    let not_before = Asn1Time::from_unix(unix_days_from_now(valid_days.start) - 3_600)?;
     builder.set_not_before(&not_before)?;
-    let not_after = days_from_now(valid_days.end)?;
+    let not_after = Asn1Time::from_unix(unix_days_from_now(valid_days.end))?;
     builder.set_not_after(&not_after)?;
     Ok(builder)
 }
@@ -288,12 +290,12 @@ fn add_ca_extensions(builder: &mut X509Builder, issuer: Option<&X509>) -> Result
     Ok(())
 }
 
-fn days_from_now(days: i64) -> Result<Asn1Time, ErrorStack> {
+fn unix_days_from_now(days: i64) -> i64 {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    Asn1Time::from_unix(now + days * 86_400)
+    now + days * 86_400
 }
 
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {

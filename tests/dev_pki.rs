@@ -85,18 +85,33 @@ fn certs_subcommand_does_not_overwrite_keys_without_force() {
     assert_ne!(std::fs::read(dir.path().join("ca.key")).unwrap(), ca_before);
 }
 
+/// Runs `scripts/generate-test-certs.sh` with `args`; returns whether it succeeded.
+fn run_script(args: &[&str]) -> bool {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/generate-test-certs.sh");
+    Command::new("bash")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn the_openssl_cli_script_does_not_overwrite_keys_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::path(dir.path());
+    assert!(run_script(&[&out]));
+
+    assert!(!run_script(&[&out]));
+    assert!(run_script(&["--force", &out]));
+}
+
 #[test]
 fn the_openssl_cli_script_writes_a_pki_with_sans_and_both_usages() {
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/generate-test-certs.sh");
 
-    let status = Command::new("bash")
-        .arg(script)
-        .arg(dir.path())
-        .status()
-        .unwrap();
-
-    assert!(status.success());
+    assert!(run_script(&[&common::path(dir.path())]));
     assert!(
         !verifies(dir.path(), "server.crt", "sslclient"),
         "server is serverAuth only"

@@ -737,3 +737,35 @@ fn a_log_level_that_is_no_level_is_refused_instead_of_silencing_every_log() {
         "info,topgun_server=trace"
     );
 }
+
+#[test]
+fn two_listeners_on_one_port_are_refused() {
+    let message = refused_naming(
+        vec![("TOPGUN_PORT", "9000"), ("TOPGUN_CLUSTER_PORT", "9000")],
+        "TOPGUN_CLUSTER_PORT",
+    );
+    refused_naming(
+        vec![
+            ("TOPGUN_METRICS_HOST", "127.0.0.1"),
+            ("TOPGUN_METRICS_PORT", "8080"),
+        ],
+        "TOPGUN_METRICS_PORT",
+    );
+
+    assert!(message.contains("TOPGUN_PORT"), "{message}");
+    config(vec![("TOPGUN_PORT", "0"), ("TOPGUN_CLUSTER_PORT", "0")]);
+}
+
+#[test]
+fn the_min_version_is_read_in_any_case_and_the_message_size_is_bounded() {
+    let config = config(vec![
+        ("TOPGUN_TLS_MIN_VERSION", "tlsv1.3"),
+        ("TOPGUN_MAX_MESSAGE_SIZE", "1073741824"),
+    ]);
+
+    assert_eq!(config.limits.max_message_size, 1 << 30);
+    refused_naming(
+        vec![("TOPGUN_MAX_MESSAGE_SIZE", "1073741825")],
+        "TOPGUN_MAX_MESSAGE_SIZE",
+    );
+}

@@ -127,6 +127,10 @@ fn classify(error: &openssl::ssl::Error) -> &'static str {
             "wrong version number" | "http request" | "record layer failure" => "not_tls",
             "unexpected eof while reading" => "unexpected_eof",
             "tlsv1 alert unknown ca" => "unknown_ca",
+            "sslv3 alert certificate expired" => "cert_expired",
+            "sslv3 alert bad certificate"
+            | "sslv3 alert certificate unknown"
+            | "tlsv1 alert bad certificate status response" => "bad_certificate",
             "peer did not return a certificate" => "no_client_cert",
             "certificate verify failed" => "bad_certificate",
             _ => continue,

@@ -89,15 +89,13 @@ fn self_test(
     }
     let key = inspect::summarize(identity).key;
     if tls.profile.min_version == MinVersion::Tls12 {
-        selftest::handshake(acceptor, SslVersion::TLS1_2).map_err(|reason| {
-            TlsError::Unusable {
-                var: "TOPGUN_TLS_CIPHERS",
-                version: "TLS 1.2",
-                key: key.clone(),
-                hint: "include ciphers for this key type (ECDHE-ECDSA-* for EC keys, \
+        selftest::handshake(acceptor, SslVersion::TLS1_2).map_err(|reason| TlsError::Unusable {
+            var: "TOPGUN_TLS_CIPHERS",
+            version: "TLS 1.2",
+            key: key.clone(),
+            hint: "include ciphers for this key type (ECDHE-ECDSA-* for EC keys, \
                        ECDHE-RSA-* for RSA keys), or set TOPGUN_TLS_MIN_VERSION=TLSv1.3",
-                reason,
-            }
+            reason,
         })?;
     }
     selftest::handshake(acceptor, SslVersion::TLS1_3).map_err(|reason| TlsError::Unusable {
@@ -118,7 +116,7 @@ pub enum TlsError {
         // Shown in the message itself rather than chained as a source.
         io: std::io::Error,
     },
-    #[error("{}: {} holds no PEM certificate", file.var, file.path.display())]
+    #[error("{}: {} holds no PEM certificate (`-----BEGIN CERTIFICATE-----`); convert a DER file with `openssl x509 -inform der -in FILE -out FILE.pem`", file.var, file.path.display())]
     NoCertificate { file: VarPath },
     #[error("{}: {} is not a valid PEM certificate file", file.var, file.path.display())]
     ParseCertificate {
@@ -165,7 +163,7 @@ pub enum TlsError {
         #[source]
         source: ErrorStack,
     },
-    #[error("{}: {} is encrypted with {algorithm}, a legacy algorithm OpenSSL 3 does not load; re-export it with `openssl pkcs12 -export -keypbe AES-256-CBC -certpbe AES-256-CBC -macalg sha256 ...`, or use PEM files", file.var, file.path.display())]
+    #[error("{}: {} is encrypted with {algorithm}, a legacy algorithm OpenSSL 3 does not load; re-export it with `openssl pkcs12 -legacy -in OLD.p12 -nodes -out tmp.pem` then `openssl pkcs12 -export -in tmp.pem -keypbe AES-256-CBC -certpbe AES-256-CBC -macalg sha256 -out NEW.p12` (and delete tmp.pem), or use PEM files", file.var, file.path.display())]
     Pkcs12LegacyAlgorithm { file: VarPath, algorithm: String },
     #[error("{}: PKCS#12 bundle {} contains no private key; export it with its key, or use PEM files", file.var, file.path.display())]
     Pkcs12WithoutKey { file: VarPath },
