@@ -66,6 +66,13 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
         limits.shutdown_timeout.as_millis()
     )?;
 
+    for ignored in &config.ignored {
+        writeln!(
+            out,
+            "warning: {} is set but {} is not true, so it is not used",
+            ignored.var, ignored.switch
+        )?;
+    }
     for var in &config.unknown_vars {
         writeln!(
             out,

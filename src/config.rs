@@ -225,6 +225,16 @@ pub struct Config {
     pub log: LogConfig,
     /// `TOPGUN_*` variables that this node does not know, most likely typos.
     pub unknown_vars: Vec<String>,
+    /// Settings that are valid but have no effect, for the operator to review.
+    pub ignored: Vec<Ignored>,
+}
+
+/// A variable that is set but has no effect because a switch is off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub var: &'static str,
+    /// The switch that would make it count.
+    pub switch: &'static str,
 }
 
 /// The largest `TOPGUN_MAX_MESSAGE_SIZE` accepted: one message may be held in memory
@@ -381,6 +391,7 @@ struct Raw {
 
 impl Raw {
     fn check(self, unknown_vars: Vec<String>) -> Result<Config, ConfigError> {
+        let ignored = self.ignored_while_off();
         for (var, value) in self.path_vars() {
             if value.as_deref().is_some_and(looks_like_secret) {
                 return Err(ConfigError::invalid(
@@ -520,7 +531,56 @@ impl Raw {
             production,
             log,
             unknown_vars,
+            ignored,
         })
+    }
+
+    /// TLS files named while their listener's TLS is off: most likely a forgotten
+    /// `*_TLS_ENABLED=true`, which would leave traffic unencrypted.
+    fn ignored_while_off(&self) -> Vec<Ignored> {
+        let off = |switch: &Option<String>| {
+            !switch
+                .as_deref()
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        };
+        let mut ignored = Vec::new();
+        if off(&self.topgun_tls_enabled) {
+            let client = [
+                ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
+                ("TOPGUN_TLS_PKCS12_PATH", &self.topgun_tls_pkcs12_path),
+            ];
+            ignored.extend(
+                client
+                    .into_iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(var, _)| Ignored {
+                        var,
+                        switch: "TOPGUN_TLS_ENABLED",
+                    }),
+            );
+        }
+        if off(&self.topgun_cluster_tls_enabled) {
+            let cluster = [
+                (
+                    "TOPGUN_CLUSTER_TLS_CERT_PATH",
+                    &self.topgun_cluster_tls_cert_path,
+                ),
+                (
+                    "TOPGUN_CLUSTER_TLS_PKCS12_PATH",
+                    &self.topgun_cluster_tls_pkcs12_path,
+                ),
+            ];
+            ignored.extend(
+                cluster
+                    .into_iter()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(var, _)| Ignored {
+                        var,
+                        switch: "TOPGUN_CLUSTER_TLS_ENABLED",
+                    }),
+            );
+        }
+        ignored
     }
 
     /// Variables that name files holding key material or passphrases.

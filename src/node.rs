@@ -82,6 +82,9 @@ impl PreparedNode {
     /// Logs what an operator should know about this configuration before it serves.
     pub fn log_warnings(&self) {
         let config = &self.config;
+        for ignored in &config.ignored {
+            warn!(var = ignored.var, switch = ignored.switch, "certificate set but TLS is off for this listener; set the switch to true to use it");
+        }
         for var in &config.unknown_vars {
             warn!(var = %var, "unknown TOPGUN_ variable ignored; check its spelling");
         }

@@ -769,3 +769,27 @@ fn the_min_version_is_read_in_any_case_and_the_message_size_is_bounded() {
         "TOPGUN_MAX_MESSAGE_SIZE",
     );
 }
+
+#[test]
+fn certificate_files_set_while_tls_is_off_are_reported_as_ignored() {
+    let tls_off = config(vec![
+        ("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+        ("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        ("TOPGUN_CLUSTER_TLS_PKCS12_PATH", "/tls/node.p12"),
+    ]);
+
+    assert_eq!(
+        tls_off.ignored,
+        [
+            Ignored {
+                var: "TOPGUN_TLS_CERT_PATH",
+                switch: "TOPGUN_TLS_ENABLED"
+            },
+            Ignored {
+                var: "TOPGUN_CLUSTER_TLS_PKCS12_PATH",
+                switch: "TOPGUN_CLUSTER_TLS_ENABLED"
+            },
+        ]
+    );
+    assert!(config(client_tls()).ignored.is_empty());
+}
