@@ -538,47 +538,43 @@ impl Raw {
     /// TLS files named while their listener's TLS is off: most likely a forgotten
     /// `*_TLS_ENABLED=true`, which would leave traffic unencrypted.
     fn ignored_while_off(&self) -> Vec<Ignored> {
-        let off = |switch: &Option<String>| {
-            !switch
+        let listeners = [
+            (
+                ("TOPGUN_TLS_ENABLED", &self.topgun_tls_enabled),
+                [
+                    ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
+                    ("TOPGUN_TLS_PKCS12_PATH", &self.topgun_tls_pkcs12_path),
+                ],
+            ),
+            (
+                (
+                    "TOPGUN_CLUSTER_TLS_ENABLED",
+                    &self.topgun_cluster_tls_enabled,
+                ),
+                [
+                    (
+                        "TOPGUN_CLUSTER_TLS_CERT_PATH",
+                        &self.topgun_cluster_tls_cert_path,
+                    ),
+                    (
+                        "TOPGUN_CLUSTER_TLS_PKCS12_PATH",
+                        &self.topgun_cluster_tls_pkcs12_path,
+                    ),
+                ],
+            ),
+        ];
+
+        let mut ignored = Vec::new();
+        for ((switch, enabled), files) in listeners {
+            if enabled
                 .as_deref()
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        };
-        let mut ignored = Vec::new();
-        if off(&self.topgun_tls_enabled) {
-            let client = [
-                ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
-                ("TOPGUN_TLS_PKCS12_PATH", &self.topgun_tls_pkcs12_path),
-            ];
-            ignored.extend(
-                client
-                    .into_iter()
-                    .filter(|(_, v)| v.is_some())
-                    .map(|(var, _)| Ignored {
-                        var,
-                        switch: "TOPGUN_TLS_ENABLED",
-                    }),
-            );
-        }
-        if off(&self.topgun_cluster_tls_enabled) {
-            let cluster = [
-                (
-                    "TOPGUN_CLUSTER_TLS_CERT_PATH",
-                    &self.topgun_cluster_tls_cert_path,
-                ),
-                (
-                    "TOPGUN_CLUSTER_TLS_PKCS12_PATH",
-                    &self.topgun_cluster_tls_pkcs12_path,
-                ),
-            ];
-            ignored.extend(
-                cluster
-                    .into_iter()
-                    .filter(|(_, v)| v.is_some())
-                    .map(|(var, _)| Ignored {
-                        var,
-                        switch: "TOPGUN_CLUSTER_TLS_ENABLED",
-                    }),
-            );
+            {
+                continue;
+            }
+            for (var, _) in files.into_iter().filter(|(_, value)| value.is_some()) {
+                ignored.push(Ignored { var, switch });
+            }
         }
         ignored
     }

@@ -15,35 +15,30 @@ use tokio_tungstenite::tungstenite::Message;
 use common::{connector, http_get, start_node, tls_connect, tls_vars, Pki};
 
 #[tokio::test]
-async fn https_root_over_tls13_verifies_against_the_ca_and_says_secure() {
+async fn https_over_tls13_and_tls12_verifies_against_the_ca_and_says_secure() {
     let pki = Pki::new("ours");
     let node = start_node(tls_vars(&pki.server())).await;
-    let client = connector(&pki.ca_path, None);
+    let cases = [
+        (None, "localhost", "/", "TLSv1.3"),
+        (
+            Some(SslVersion::TLS1_2),
+            "127.0.0.1",
+            "/any/path",
+            "TLSv1.2",
+        ),
+    ];
 
-    let stream = tls_connect(&client, node.client_addr(), "localhost")
-        .await
-        .unwrap();
-    assert_eq!(stream.ssl().version_str(), "TLSv1.3");
-    let (status, body) = http_get(stream, "/").await;
+    for (max_version, host, path, negotiated) in cases {
+        let client = connector(&pki.ca_path, max_version);
+        let stream = tls_connect(&client, node.client_addr(), host)
+            .await
+            .unwrap();
+        assert_eq!(stream.ssl().version_str(), negotiated);
+        let (status, body) = http_get(stream, path).await;
 
-    assert_eq!(status, 200);
-    assert_eq!(body, "TopGun Server Running (Secure)");
-}
-
-#[tokio::test]
-async fn https_root_over_tls12_verifies_against_the_ca_and_says_secure() {
-    let pki = Pki::new("ours");
-    let node = start_node(tls_vars(&pki.server())).await;
-    let client = connector(&pki.ca_path, Some(SslVersion::TLS1_2));
-
-    let stream = tls_connect(&client, node.client_addr(), "127.0.0.1")
-        .await
-        .unwrap();
-    assert_eq!(stream.ssl().version_str(), "TLSv1.2");
-    let (status, body) = http_get(stream, "/any/path").await;
-
-    assert_eq!(status, 200);
-    assert_eq!(body, "TopGun Server Running (Secure)");
+        assert_eq!(status, 200, "{negotiated}");
+        assert_eq!(body, "TopGun Server Running (Secure)", "{negotiated}");
+    }
 }
 
 #[tokio::test]
@@ -110,10 +105,7 @@ async fn wss_upgrades_on_any_path_and_exchanges_binary_frames() {
     ws.send(Message::Binary(sync.unwrap().into()))
         .await
         .unwrap();
-    let closing = ws.next().await.unwrap().unwrap();
-    let Message::Close(Some(frame)) = closing else {
-        panic!("expected a close frame, got {closing:?}");
-    };
+    let frame = common::expect_close(&mut ws).await;
     assert_eq!(frame.code, CloseCode::from(4001));
     assert_eq!(frame.reason.as_str(), "Auth required");
 }

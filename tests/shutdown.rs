@@ -2,31 +2,17 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
-use common::{start_node, NodeProcess};
-
-type Client = WebSocketStream<TcpStream>;
-
-async fn open_session(addr: SocketAddr) -> Client {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
-        .await
-        .unwrap();
-    let greeting = ws.next().await.unwrap().unwrap();
-    assert!(matches!(greeting, Message::Binary(_)), "{greeting:?}");
-    ws
-}
+use common::{expect_close, start_node, ws_session, NodeProcess, WsClient};
 
 /// Reads until the close frame and checks the shutdown sequence of PROTOCOL.md §14.
-async fn expect_shutdown_sequence(ws: &mut Client) {
+async fn expect_shutdown_sequence(ws: &mut WsClient) {
     let pending = tokio::time::timeout(Duration::from_secs(10), ws.next())
         .await
         .expect("SHUTDOWN_PENDING arrives")
@@ -41,10 +27,7 @@ async fn expect_shutdown_sequence(ws: &mut Client) {
         serde_json::json!({"type": "SHUTDOWN_PENDING", "retryAfter": 5000})
     );
 
-    let closing = ws.next().await.unwrap().unwrap();
-    let Message::Close(Some(frame)) = closing else {
-        panic!("expected a close frame, got {closing:?}");
-    };
+    let frame = expect_close(ws).await;
     assert_eq!(frame.code, CloseCode::Away);
     assert_eq!(frame.reason.as_str(), "Server Shutdown");
 }
@@ -53,8 +36,8 @@ async fn expect_shutdown_sequence(ws: &mut Client) {
 async fn shutdown_tells_each_client_to_go_and_drains_in_time() {
     let node = start_node(Vec::new()).await;
     let addr = node.client_addr();
-    let mut first = open_session(addr).await;
-    let mut second = open_session(addr).await;
+    let mut first = ws_session(addr).await;
+    let mut second = ws_session(addr).await;
 
     let shutdown = tokio::spawn(node.shutdown(Duration::from_secs(10)));
     expect_shutdown_sequence(&mut first).await;
@@ -74,7 +57,7 @@ async fn shutdown_tells_each_client_to_go_and_drains_in_time() {
 #[tokio::test]
 async fn sigterm_drains_clients_and_exits_zero() {
     let node = NodeProcess::start(&[]);
-    let mut ws = open_session(node.addr).await;
+    let mut ws = ws_session(node.addr).await;
 
     node.terminate();
     expect_shutdown_sequence(&mut ws).await;

@@ -10,11 +10,14 @@ use std::process::{Command, Output, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use openssl::ssl::{SslConnector, SslConnectorBuilder, SslMethod, SslVerifyMode, SslVersion};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
 
 use topgun_server::config;
 use topgun_server::node::{self, RunningNode};
@@ -274,5 +277,30 @@ impl Drop for NodeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A plain `ws://` client session, past the node's `AUTH_REQUIRED` greeting.
+pub async fn ws_session(addr: SocketAddr) -> WsClient {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/"), tcp)
+        .await
+        .unwrap();
+    let greeting = ws.next().await.unwrap().unwrap();
+    assert!(matches!(greeting, Message::Binary(_)), "{greeting:?}");
+    ws
+}
+
+pub type WsClient = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// Reads the next message and returns it as a close frame, failing on anything else.
+pub async fn expect_close<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> CloseFrame
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let message = ws.next().await.unwrap().unwrap();
+    match message {
+        Message::Close(Some(frame)) => frame,
+        other => panic!("expected a close frame, got {other:?}"),
     }
 }
