@@ -17,8 +17,8 @@ use super::{
 /// whole, so the bound is a bound on what one client can make the node allocate.
 const MAX_MESSAGE_SIZE_LIMIT: usize = 1 << 30;
 
-/// Every variable the node reads. `envy` lower-cases names, so the fields of [`Raw`]
-/// are these names in lower case.
+/// Every variable the node reads. `envy` lower-cases names, so the fields of `Raw` are
+/// these names in lower case.
 pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_HOST",
     "TOPGUN_PORT",
