@@ -10,14 +10,18 @@
 //! - [`session`]: one client's WebSocket conversation; the hand-off to the data plane.
 //! - [`protocol`]: the wire messages the connection layer itself uses.
 //! - [`node`]: composition, start and graceful shutdown.
+//! - [`auth`]: JWT verification through OpenSSL.
+//! - [`crdt`]: clocks, merge rules and the Merkle tree; pure logic.
 //! - [`check`]: the `check-config` report.
 //! - [`pki`]: a throwaway development PKI.
 //! - [`shutdown`], [`telemetry`]: signals and logs.
 
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod check;
 pub mod config;
+pub mod crdt;
 pub mod listener;
 pub mod node;
 pub mod pki;
