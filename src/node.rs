@@ -13,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::auth::{KeyError, Verifier, MIN_HS256_SECRET_LEN};
 use crate::config::{Config, ConfigError};
 use crate::listener::client::{self, ClientContext};
 use crate::listener::Listener;
+use crate::session::SessionContext;
 use crate::tls::{self, inspect, ListenerTls, PeerCertificates, TlsError};
 
 /// Why the node could not start. Each message names the variable or file to fix.
@@ -25,6 +27,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Auth(#[from] KeyError),
     #[error("TOPGUN_HOST/TOPGUN_PORT: cannot listen on {addr}: {io}; choose a free port or another address")]
     Bind {
         addr: SocketAddr,
@@ -39,6 +43,7 @@ pub const EXPIRY_WARNING_DAYS: f64 = 30.0;
 /// A checked configuration with its key material loaded: everything but the sockets.
 pub struct PreparedNode {
     pub config: Config,
+    pub verifier: Verifier,
     pub client_tls: Option<ListenerTls>,
     pub cluster_tls: Option<ListenerTls>,
 }
@@ -64,8 +69,11 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
         None => None,
     };
 
+    let verifier = Verifier::from_secret(&config.jwt_secret)?;
+
     Ok(PreparedNode {
         config,
+        verifier,
         client_tls,
         cluster_tls,
     })
@@ -99,6 +107,11 @@ impl PreparedNode {
         }
         if config.production && config.jwt_secret_is_default {
             warn!("JWT_SECRET is not set: the public development secret is in use; set JWT_SECRET");
+        } else if !config.jwt_secret_is_default && self.verifier.secret_is_short() {
+            warn!(
+                min_bytes = MIN_HS256_SECRET_LEN,
+                "JWT_SECRET is a short HS256 secret; use a longer random one"
+            );
         }
 
         let listeners = [("client", &self.client_tls), ("cluster", &self.cluster_tls)];
@@ -139,6 +152,11 @@ impl PreparedNode {
             max_message_size: config.limits.max_message_size,
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
+            session: Arc::new(SessionContext {
+                verifier: Arc::new(self.verifier),
+                auth_timeout: config.limits.auth_timeout,
+                shutdown: shutdown.clone(),
+            }),
         });
 
         let secure = client.acceptor.is_some();

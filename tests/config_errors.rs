@@ -739,6 +739,18 @@ fn tls12_ciphers_that_cannot_work_with_the_key_are_refused_unless_tls12_is_off()
     passes(&vars);
 }
 
+/// A `JWT_SECRET` that starts like a PEM key but is not one stops the node, and the
+/// message never shows the value.
+#[test]
+fn a_malformed_pem_jwt_secret_is_refused_without_showing_it() {
+    let secret =
+        "-----BEGIN PUBLIC KEY-----\\nnot-a-key-s3cret-Passphrase-42\\n-----END PUBLIC KEY-----";
+
+    let line = refuses(&[var("JWT_SECRET", secret)], &["JWT_SECRET"]);
+
+    assert!(!line.contains("not-a-key"), "{line}");
+}
+
 #[test]
 fn an_unknown_ciphersuite_is_refused() {
     refuses(

@@ -30,7 +30,10 @@ fn development_without_tls_and_production_with_tls_do_not_warn_about_encryption(
     let pki = Pki::new("ours");
     let mut production_tls = tls_vars(&pki.server());
     production_tls.push(var("NODE_ENV", "production"));
-    production_tls.push(var("JWT_SECRET", "a-real-secret"));
+    production_tls.push(var(
+        "JWT_SECRET",
+        "a-long-random-production-secret-0123456789",
+    ));
     production_tls.push(var("TOPGUN_CLUSTER_TLS_ENABLED", "true"));
 
     for vars in [Vec::new(), production_tls] {

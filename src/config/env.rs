@@ -58,6 +58,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_MAX_CONNECTIONS",
     "TOPGUN_MAX_MESSAGE_SIZE",
     "TOPGUN_SHUTDOWN_TIMEOUT_MS",
+    "TOPGUN_AUTH_TIMEOUT_MS",
 ];
 
 /// The variables as strings; [`Raw::check`] parses each so that errors name the variable.
@@ -101,6 +102,7 @@ pub(super) struct Raw {
     topgun_max_connections: Option<String>,
     topgun_max_message_size: Option<String>,
     topgun_shutdown_timeout_ms: Option<String>,
+    topgun_auth_timeout_ms: Option<String>,
 }
 
 impl Raw {
@@ -200,6 +202,11 @@ impl Raw {
             shutdown_timeout: parse_millis(
                 "TOPGUN_SHUTDOWN_TIMEOUT_MS",
                 self.topgun_shutdown_timeout_ms.as_deref(),
+                10_000,
+            )?,
+            auth_timeout: parse_millis(
+                "TOPGUN_AUTH_TIMEOUT_MS",
+                self.topgun_auth_timeout_ms.as_deref(),
                 10_000,
             )?,
         };

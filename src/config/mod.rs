@@ -203,6 +203,8 @@ pub struct Limits {
     pub max_message_size: usize,
     /// How long a graceful shutdown waits for connections to close.
     pub shutdown_timeout: Duration,
+    /// How long a WebSocket may stay unauthenticated before it is closed with 4001.
+    pub auth_timeout: Duration,
 }
 
 /// Log output.

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, Instrument, Span};
 
 use crate::listener::Slot;
-use crate::session;
+use crate::session::{self, SessionContext};
 use crate::tls::handshake;
 
 /// Everything a client connection needs, shared by all of them.
@@ -37,6 +37,8 @@ pub struct ClientContext {
     pub handshake_timeout: Duration,
     pub max_message_size: usize,
     pub shutdown: CancellationToken,
+    /// Handed to each WebSocket session.
+    pub session: Arc<SessionContext>,
     /// Sessions outlive their HTTP connection task, so they are tracked here too.
     pub tasks: TaskTracker,
 }
@@ -169,7 +171,7 @@ fn upgrade(
     let config = WebSocketConfig::default()
         .max_message_size(Some(context.max_message_size))
         .max_frame_size(Some(context.max_message_size));
-    let shutdown = context.shutdown.clone();
+    let session = context.session.clone();
     context.tasks.spawn(
         async move {
             let _slot = slot;
@@ -178,7 +180,7 @@ fn upgrade(
                     let io = TokioIo::new(upgraded);
                     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     debug!("websocket open");
-                    session::run(ws, shutdown).await;
+                    session::run(ws, session).await;
                 }
                 Err(error) => debug!(%error, "websocket upgrade failed"),
             }

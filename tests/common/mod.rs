@@ -304,3 +304,39 @@ where
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
+
+/// A compact HS256 JWT over `claims`, signed with OpenSSL's HMAC.
+pub fn hs256_token(secret: &str, claims: &serde_json::Value) -> String {
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::sign::Signer;
+
+    let encode = |bytes: &[u8]| {
+        openssl::base64::encode_block(bytes)
+            .trim_end_matches('=')
+            .replace('+', "-")
+            .replace('/', "_")
+    };
+    let signing_input = format!(
+        "{}.{}",
+        encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        encode(claims.to_string().as_bytes())
+    );
+    let key = PKey::hmac(secret.as_bytes()).unwrap();
+    let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
+    signer.update(signing_input.as_bytes()).unwrap();
+    format!("{signing_input}.{}", encode(&signer.sign_to_vec().unwrap()))
+}
+
+/// Encodes `value` as the node expects a client message: one named MessagePack map.
+pub fn packed(value: &serde_json::Value) -> Message {
+    Message::Binary(rmp_serde::to_vec_named(value).unwrap().into())
+}
+
+/// Reads the next message as a MessagePack map, converted to JSON for comparison.
+pub async fn next_json(ws: &mut WsClient) -> serde_json::Value {
+    match ws.next().await.unwrap().unwrap() {
+        Message::Binary(bytes) => rmp_serde::from_slice(&bytes).unwrap(),
+        other => panic!("expected a binary message, got {other:?}"),
+    }
+}
