@@ -8,7 +8,9 @@
 //! - [`listener`]: the accept loop (connection cap, per-connection tasks) and the
 //!   client port (HTTP, WebSocket upgrade).
 //! - [`session`]: one client's WebSocket conversation; the hand-off to the data plane.
-//! - [`protocol`]: the wire messages the connection layer itself uses.
+//! - [`protocol`]: the client wire protocol, decoded and encoded.
+//! - [`fanout`]: broadcasts to sessions through bounded queues.
+//! - [`store`]: the maps by name; the one place their state changes.
 //! - [`node`]: composition, start and graceful shutdown.
 //! - [`auth`]: JWT verification through OpenSSL.
 //! - [`crdt`]: clocks, merge rules and the Merkle tree; pure logic.
@@ -22,11 +24,13 @@ pub mod auth;
 pub mod check;
 pub mod config;
 pub mod crdt;
+pub mod fanout;
 pub mod listener;
 pub mod node;
 pub mod pki;
 pub mod protocol;
 pub mod session;
 pub mod shutdown;
+pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -5,7 +5,7 @@
 //! start-up runs, and so that no socket is bound before all key material is good.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -15,9 +15,12 @@ use tracing::{info, warn};
 
 use crate::auth::{KeyError, Verifier, MIN_HS256_SECRET_LEN};
 use crate::config::{Config, ConfigError};
+use crate::fanout::Fanout;
 use crate::listener::client::{self, ClientContext};
 use crate::listener::Listener;
+use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
+use crate::store::Store;
 use crate::tls::{self, inspect, ListenerTls, PeerCertificates, TlsError};
 
 /// Why the node could not start. Each message names the variable or file to fix.
@@ -156,6 +159,10 @@ impl PreparedNode {
                 verifier: Arc::new(self.verifier),
                 auth_timeout: config.limits.auth_timeout,
                 shutdown: shutdown.clone(),
+                dataplane: Arc::new(Dataplane {
+                    store: Mutex::new(Store::new(&config.node_id)),
+                    fanout: Arc::new(Fanout::default()),
+                }),
             }),
         });
 

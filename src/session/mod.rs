@@ -4,10 +4,16 @@
 //! upgraded, size-limited WebSocket and a shutdown signal; the session owns everything
 //! said on it. Today a session greets the client with `AUTH_REQUIRED`, authenticates it
 //! (PROTOCOL.md §2), answers pings, and leaves on shutdown with `SHUTDOWN_PENDING` and
-//! close 1001. The messages of an authenticated client go to the data plane (issue #3).
+//! close 1001. The messages of an authenticated client go to the [`dataplane`], and the
+//! session forwards the broadcasts of other sessions' writes from its
+//! [`Fanout`](crate::fanout::Fanout) queue.
+
+pub mod dataplane;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,7 +27,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::auth::{Principal, Verifier};
-use crate::protocol::{self, Incoming};
+use crate::fanout::Subscription;
+use crate::protocol::{self, server, Incoming};
+use dataplane::Dataplane;
 
 /// How long a client is told to wait before reconnecting after a shutdown.
 pub const SHUTDOWN_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -36,6 +44,7 @@ pub struct SessionContext {
     /// for ever.
     pub auth_timeout: Duration,
     pub shutdown: CancellationToken,
+    pub dataplane: Arc<Dataplane>,
 }
 
 /// Why a session ends from the server's side: a close code and reason.
@@ -46,17 +55,19 @@ pub async fn run<S>(mut ws: WebSocketStream<S>, context: Arc<SessionContext>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if send(&mut ws, protocol::auth_required()).await.is_err() {
+    if send(&mut ws, server::auth_required()).await.is_err() {
         return;
     }
 
     let auth_deadline = Instant::now() + context.auth_timeout;
     let mut principal: Option<Principal> = None;
+    // Broadcasts reach a session only once it is authenticated.
+    let mut broadcasts: Option<Subscription> = None;
 
     loop {
         let message = tokio::select! {
             _ = context.shutdown.cancelled() => {
-                let goodbye = protocol::shutdown_pending(SHUTDOWN_RETRY_AFTER);
+                let goodbye = server::shutdown_pending(SHUTDOWN_RETRY_AFTER);
                 if send(&mut ws, goodbye).await.is_ok() {
                     close(&mut ws, (protocol::CLOSE_SHUTDOWN, "Server Shutdown")).await;
                 }
@@ -66,6 +77,17 @@ where
                 debug!("no AUTH before the authentication timeout");
                 close(&mut ws, (protocol::CLOSE_AUTH, "Auth timeout")).await;
                 return;
+            }
+            broadcast = next_broadcast(&mut broadcasts) => {
+                let Some(bytes) = broadcast else {
+                    debug!("too slow to take broadcasts");
+                    close(&mut ws, (protocol::CLOSE_TOO_SLOW, "Too slow")).await;
+                    return;
+                };
+                if send(&mut ws, bytes).await.is_err() {
+                    return;
+                }
+                continue;
             }
             message = ws.next() => message,
         };
@@ -102,11 +124,27 @@ where
             }
             Ok(incoming) => on_message(incoming, &mut principal, &context.verifier),
         };
+        if principal.is_some() && broadcasts.is_none() {
+            broadcasts = Some(context.dataplane.fanout.subscribe());
+        }
+        let step = match (step, &broadcasts) {
+            (Step::DataPlane(incoming), Some(me)) => {
+                Step::Replies(context.dataplane.handle(&incoming, me.id))
+            }
+            (step, _) => step,
+        };
         match step {
-            Step::Continue => {}
+            Step::Continue | Step::DataPlane(_) => {}
             Step::Reply(bytes) => {
                 if send(&mut ws, bytes).await.is_err() {
                     return;
+                }
+            }
+            Step::Replies(replies) => {
+                for bytes in replies {
+                    if send(&mut ws, bytes).await.is_err() {
+                        return;
+                    }
                 }
             }
             Step::ReplyAndClose(bytes, reason) => {
@@ -126,52 +164,59 @@ where
 /// What a session does after one message.
 enum Step {
     Continue,
-    Reply(Vec<u8>),
-    ReplyAndClose(Vec<u8>, Close),
+    Reply(Bytes),
+    Replies(Vec<Bytes>),
+    ReplyAndClose(Bytes, Close),
     Close(Close),
+    /// An authenticated client's message, for the data plane.
+    DataPlane(Incoming),
 }
 
 /// Applies PROTOCOL.md §2.1–§2.2 to one decoded message.
 fn on_message(incoming: Incoming, principal: &mut Option<Principal>, verifier: &Verifier) -> Step {
     if !incoming.is_valid() {
         debug!(message.type = %incoming.kind, "message fails the schema check");
-        return Step::Reply(protocol::invalid_message());
+        return Step::Reply(server::invalid_message());
     }
 
-    match (&*principal, incoming.token) {
+    match (&*principal, incoming.token.as_deref()) {
         // The stock client sends AUTH twice; the second one is ignored.
-        (Some(_), Some(_)) => Step::Continue,
-        (None, Some(token)) => match verifier.verify(&token, SystemTime::now()) {
-            Ok(verified) => {
-                debug!(user.id = verified.user_id.as_deref(), "authenticated");
-                *principal = Some(verified);
-                Step::Reply(protocol::auth_ack())
+        (Some(_), Some(_)) if incoming.kind == protocol::AUTH => Step::Continue,
+        (None, Some(token)) if incoming.kind == protocol::AUTH => {
+            match verifier.verify(token, SystemTime::now()) {
+                Ok(verified) => {
+                    debug!(user.id = verified.user_id.as_deref(), "authenticated");
+                    *principal = Some(verified);
+                    Step::Reply(server::auth_ack())
+                }
+                Err(error) => {
+                    debug!(%error, "token refused");
+                    Step::ReplyAndClose(server::auth_fail(), (protocol::CLOSE_AUTH, "Unauthorized"))
+                }
             }
-            Err(error) => {
-                debug!(%error, "token refused");
-                Step::ReplyAndClose(
-                    protocol::auth_fail(),
-                    (protocol::CLOSE_AUTH, "Unauthorized"),
-                )
-            }
-        },
-        (None, None) => {
+        }
+        (None, _) => {
             debug!(message.type = %incoming.kind, "message before authentication");
             Step::Close((protocol::CLOSE_AUTH, "Auth required"))
         }
-        // TODO(#3): hand the message to the data plane.
-        (Some(_), None) => {
-            debug!(message.type = %incoming.kind, "data-plane message not handled yet");
-            Step::Continue
-        }
+        (Some(_), _) => Step::DataPlane(incoming),
     }
 }
 
-async fn send<S>(ws: &mut WebSocketStream<S>, bytes: Vec<u8>) -> Result<(), WsError>
+async fn send<S>(ws: &mut WebSocketStream<S>, bytes: Bytes) -> Result<(), WsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    ws.send(Message::Binary(bytes.into())).await
+    ws.send(Message::Binary(bytes)).await
+}
+
+/// The next broadcast for an authenticated session; pending for ever before that.
+/// `None` means the session was cut off for being too slow.
+async fn next_broadcast(broadcasts: &mut Option<Subscription>) -> Option<Bytes> {
+    match broadcasts {
+        Some(subscription) => subscription.queue.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn close<S>(ws: &mut WebSocketStream<S>, (code, reason): Close)

@@ -1,0 +1,127 @@
+//! Delivery of server events to every authenticated session, through bounded queues.
+//!
+//! A message is encoded once and shared (`Bytes`). Each session has a queue of
+//! [`QUEUE_CAPACITY`] messages; a session whose queue is full when an event arrives is
+//! cut off (its receiver ends) and closes with 1013: it catches up through Merkle sync
+//! when it reconnects, instead of the node buffering for it without limit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+/// Messages a session may have waiting before it counts as too slow.
+pub const QUEUE_CAPACITY: usize = 1024;
+
+/// The set of sessions that receive broadcasts.
+#[derive(Default)]
+pub struct Fanout {
+    next_id: AtomicU64,
+    queues: Mutex<HashMap<u64, mpsc::Sender<Bytes>>>,
+}
+
+/// One session's place in the [`Fanout`]; leaving is dropping it.
+pub struct Subscription {
+    pub id: u64,
+    /// Broadcasts for this session; `None` once it was cut off for being too slow.
+    pub queue: mpsc::Receiver<Bytes>,
+    fanout: Arc<Fanout>,
+}
+
+impl Fanout {
+    /// Adds a session.
+    pub fn subscribe(self: &Arc<Self>) -> Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, queue) = mpsc::channel(QUEUE_CAPACITY);
+        self.lock().insert(id, sender);
+        Subscription {
+            id,
+            queue,
+            fanout: self.clone(),
+        }
+    }
+
+    /// Queues `message` for every session but `except`, cutting off those that are full.
+    pub fn publish(&self, except: Option<u64>, message: &Bytes) {
+        self.lock().retain(|id, queue| {
+            if Some(*id) == except {
+                return true;
+            }
+            match queue.try_send(message.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    debug!(
+                        session = id,
+                        "session too slow for its broadcasts; cutting it off"
+                    );
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+
+    /// How many sessions receive broadcasts.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session receives broadcasts.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::Sender<Bytes>>> {
+        // A panic while holding this lock leaves the map consistent, so poison is ignored.
+        self.queues
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.fanout.lock().remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_broadcast_reaches_everyone_but_the_writer() {
+        let fanout = Arc::new(Fanout::default());
+        let mut writer = fanout.subscribe();
+        let mut reader = fanout.subscribe();
+
+        fanout.publish(Some(writer.id), &Bytes::from_static(b"event"));
+
+        assert_eq!(reader.queue.recv().await.unwrap(), &b"event"[..]);
+        assert!(writer.queue.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_session_that_falls_behind_is_cut_off_and_the_others_are_not() {
+        let fanout = Arc::new(Fanout::default());
+        let mut slow = fanout.subscribe();
+        let mut fast = fanout.subscribe();
+
+        for _ in 0..=QUEUE_CAPACITY {
+            fanout.publish(None, &Bytes::from_static(b"event"));
+            let _ = fast.queue.try_recv();
+        }
+
+        let mut received = 0;
+        while slow.queue.recv().await.is_some() {
+            received += 1;
+        }
+        assert_eq!(received, QUEUE_CAPACITY);
+        assert_eq!(fanout.len(), 1);
+        drop(fast);
+        assert!(fanout.is_empty());
+    }
+}

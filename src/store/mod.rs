@@ -1,0 +1,209 @@
+//! The node's maps by name, and the one place their state changes (PROTOCOL.md §3.3,
+//! §5, §6.3).
+//!
+//! The store applies client ops to LWW and OR maps, answers the Merkle sync exchange,
+//! and says what changed as an [`Event`]. It sends nothing and knows no connection:
+//! sessions turn events into `SERVER_EVENT`s.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tracing::warn;
+
+use crate::crdt::{Hlc, LwwMap, LwwRecord, OrMap, OrRecord, SyncReply, Timestamp};
+use crate::protocol::client::ClientOp;
+
+/// What a write changed, as `SERVER_EVENT.payload` and `CLUSTER_EVENT` carry it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub map_name: String,
+    pub key: String,
+    pub event_type: EventType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<LwwRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub or_record: Option<OrRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub or_tag: Option<String>,
+}
+
+/// `EventPayload.eventType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventType {
+    /// An LWW put or removal (a removal carries a nil value).
+    #[serde(rename = "UPDATED")]
+    Updated,
+    #[serde(rename = "OR_ADD")]
+    OrAdd,
+    #[serde(rename = "OR_REMOVE")]
+    OrRemove,
+}
+
+/// Why an op could not be applied; the text is what `OP_REJECTED.reason` carries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpError {
+    #[error("Map type mismatch: {map} is an {existing} but received an {requested} op")]
+    TypeMismatch {
+        map: String,
+        existing: &'static str,
+        requested: &'static str,
+    },
+    #[error("Missing {field} for {op} op")]
+    Missing {
+        field: &'static str,
+        op: &'static str,
+    },
+}
+
+/// Why a map cannot take part in Merkle sync.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Merkle Sync not supported for ORMap {map}")]
+pub struct NotSyncable {
+    pub map: String,
+}
+
+enum Map {
+    Lww(LwwMap),
+    Or(OrMap),
+}
+
+impl Map {
+    fn kind(&self) -> &'static str {
+        match self {
+            Map::Lww(_) => "LWWMap",
+            Map::Or(_) => "ORMap",
+        }
+    }
+}
+
+/// All maps of this node, with the node's hybrid logical clock.
+pub struct Store {
+    hlc: Hlc,
+    maps: HashMap<String, Map>,
+}
+
+impl Store {
+    /// An empty store whose clock stamps with `node_id`.
+    pub fn new(node_id: &str) -> Self {
+        Store {
+            hlc: Hlc::new(node_id),
+            maps: HashMap::new(),
+        }
+    }
+
+    /// A fresh timestamp of this node's clock.
+    pub fn now(&mut self) -> Timestamp {
+        self.hlc.now()
+    }
+
+    /// Applies one client op. Returns the event to broadcast, or `None` when the op
+    /// changed nothing (an LWW record older than the one held, an already tombstoned
+    /// tag): upstream broadcasts those too, and every receiver discards them.
+    pub fn apply(&mut self, op: &ClientOp) -> Result<Option<Event>, OpError> {
+        let event = |event_type, record, or_record, or_tag| Event {
+            map_name: op.map_name.clone(),
+            key: op.key.clone(),
+            event_type,
+            record,
+            or_record,
+            or_tag,
+        };
+
+        match op.op_type.as_deref() {
+            Some("OR_ADD") => {
+                let record = op.or_record.clone().ok_or(OpError::Missing {
+                    field: "orRecord",
+                    op: "OR_ADD",
+                })?;
+                self.observe(&record.timestamp);
+                let map = self.or_map(&op.map_name)?;
+                let changed = map.apply(&op.key, record.clone());
+                Ok(changed.then(|| event(EventType::OrAdd, None, Some(record), None)))
+            }
+            Some("OR_REMOVE") => {
+                let tag = op.or_tag.clone().ok_or(OpError::Missing {
+                    field: "orTag",
+                    op: "OR_REMOVE",
+                })?;
+                let map = self.or_map(&op.map_name)?;
+                let already = map.is_tombstoned(&tag);
+                map.apply_tombstone(&tag);
+                Ok((!already).then(|| event(EventType::OrRemove, None, None, Some(tag))))
+            }
+            _ => {
+                let record = op.record.clone().ok_or(OpError::Missing {
+                    field: "record",
+                    op: "LWW",
+                })?;
+                self.observe(&record.timestamp);
+                let map = self.lww_map(&op.map_name)?;
+                let changed = map.merge(&op.key, record.clone());
+                Ok(changed.then(|| event(EventType::Updated, Some(record), None, None)))
+            }
+        }
+    }
+
+    /// The Merkle root of an LWW map for `SYNC_RESP_ROOT`, with a fresh timestamp. An
+    /// unknown map is created empty, as upstream does.
+    pub fn sync_root(&mut self, map_name: &str) -> Result<(u32, Timestamp), NotSyncable> {
+        let root = match self.lww_map(map_name) {
+            Ok(map) => map.root_hash(),
+            Err(_) => {
+                return Err(NotSyncable {
+                    map: map_name.to_owned(),
+                })
+            }
+        };
+        Ok((root, self.hlc.now()))
+    }
+
+    /// The answer to `MERKLE_REQ_BUCKET`; `None` for an OR map, which gets no reply.
+    pub fn sync_bucket(&mut self, map_name: &str, path: &str) -> Option<SyncReply<'_>> {
+        self.lww_map(map_name).ok().map(|map| map.sync_bucket(path))
+    }
+
+    /// Feeds a received timestamp into the clock, warning when it is far ahead.
+    fn observe(&mut self, timestamp: &Timestamp) {
+        if let Some(drift) = self.hlc.update(timestamp) {
+            warn!(
+                node.id = %timestamp.node_id,
+                ahead_ms = drift.ahead_by_ms,
+                "received a timestamp far ahead of this node's clock"
+            );
+        }
+    }
+
+    fn lww_map(&mut self, name: &str) -> Result<&mut LwwMap, OpError> {
+        match self
+            .maps
+            .entry(name.to_owned())
+            .or_insert_with(|| Map::Lww(LwwMap::new()))
+        {
+            Map::Lww(map) => Ok(map),
+            other => Err(OpError::TypeMismatch {
+                map: name.to_owned(),
+                existing: other.kind(),
+                requested: "LWW",
+            }),
+        }
+    }
+
+    fn or_map(&mut self, name: &str) -> Result<&mut OrMap, OpError> {
+        match self
+            .maps
+            .entry(name.to_owned())
+            .or_insert_with(|| Map::Or(OrMap::new()))
+        {
+            Map::Or(map) => Ok(map),
+            other => Err(OpError::TypeMismatch {
+                map: name.to_owned(),
+                existing: other.kind(),
+                requested: "OR",
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
