@@ -13,6 +13,7 @@
 //! - [`store`]: the maps by name; the one place their state changes.
 //! - [`node`]: composition, start and graceful shutdown.
 //! - [`auth`]: JWT verification through OpenSSL.
+//! - [`policy`]: permission policies and field-level security; pure logic.
 //! - [`crdt`]: clocks, merge rules and the Merkle tree; pure logic.
 //! - [`check`]: the `check-config` report.
 //! - [`pki`]: a throwaway development PKI.
@@ -28,6 +29,7 @@ pub mod fanout;
 pub mod listener;
 pub mod node;
 pub mod pki;
+pub mod policy;
 pub mod protocol;
 pub mod session;
 pub mod shutdown;
