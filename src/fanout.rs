@@ -1,6 +1,7 @@
 //! Delivery of server events to every authenticated session, through bounded queues.
 //!
-//! A message is encoded once and shared (`Bytes`). Each session has a queue of
+//! A message is encoded once per distinct view of it (what each recipient may read
+//! decides the view) and shared as `Bytes`. Each session has a queue of
 //! [`QUEUE_CAPACITY`] messages; a session whose queue is full when an event arrives is
 //! cut off (its receiver ends) and closes with 1013: it catches up through Merkle sync
 //! when it reconnects, instead of the node buffering for it without limit.
@@ -13,6 +14,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tracing::debug;
 
+use crate::auth::Principal;
+
 /// Messages a session may have waiting before it counts as too slow.
 pub const QUEUE_CAPACITY: usize = 1024;
 
@@ -20,7 +23,12 @@ pub const QUEUE_CAPACITY: usize = 1024;
 #[derive(Default)]
 pub struct Fanout {
     next_id: AtomicU64,
-    queues: Mutex<HashMap<u64, mpsc::Sender<Bytes>>>,
+    members: Mutex<HashMap<u64, Member>>,
+}
+
+struct Member {
+    queue: mpsc::Sender<Bytes>,
+    principal: Arc<Principal>,
 }
 
 /// One session's place in the [`Fanout`]; leaving is dropping it.
@@ -32,11 +40,15 @@ pub struct Subscription {
 }
 
 impl Fanout {
-    /// Adds a session.
-    pub fn subscribe(self: &Arc<Self>) -> Subscription {
+    /// Adds the session of an authenticated `principal`.
+    pub fn subscribe(self: &Arc<Self>, principal: Arc<Principal>) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, queue) = mpsc::channel(QUEUE_CAPACITY);
-        self.lock().insert(id, sender);
+        let member = Member {
+            queue: sender,
+            principal,
+        };
+        self.lock().insert(id, member);
         Subscription {
             id,
             queue,
@@ -44,13 +56,20 @@ impl Fanout {
         }
     }
 
-    /// Queues `message` for every session but `except`, cutting off those that are full.
-    pub fn publish(&self, except: Option<u64>, message: &Bytes) {
-        self.lock().retain(|id, queue| {
+    /// Queues, for every session but `except`, what `message_for` gives for its
+    /// principal (nothing when it gives `None`), cutting off the sessions that are full.
+    pub fn publish<F>(&self, except: Option<u64>, mut message_for: F)
+    where
+        F: FnMut(&Principal) -> Option<Bytes>,
+    {
+        self.lock().retain(|id, member| {
             if Some(*id) == except {
                 return true;
             }
-            match queue.try_send(message.clone()) {
+            let Some(message) = message_for(&member.principal) else {
+                return true;
+            };
+            match member.queue.try_send(message) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     debug!(
@@ -74,9 +93,9 @@ impl Fanout {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::Sender<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Member>> {
         // A panic while holding this lock leaves the map consistent, so poison is ignored.
-        self.queues
+        self.members
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -92,13 +111,25 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
 
+    fn principal(role: &str) -> Arc<Principal> {
+        Arc::new(Principal {
+            user_id: None,
+            roles: vec![role.to_owned()],
+            claims: Default::default(),
+        })
+    }
+
+    fn event(_: &Principal) -> Option<Bytes> {
+        Some(Bytes::from_static(b"event"))
+    }
+
     #[tokio::test]
     async fn a_broadcast_reaches_everyone_but_the_writer() {
         let fanout = Arc::new(Fanout::default());
-        let mut writer = fanout.subscribe();
-        let mut reader = fanout.subscribe();
+        let mut writer = fanout.subscribe(principal("USER"));
+        let mut reader = fanout.subscribe(principal("USER"));
 
-        fanout.publish(Some(writer.id), &Bytes::from_static(b"event"));
+        fanout.publish(Some(writer.id), event);
 
         assert_eq!(reader.queue.recv().await.unwrap(), &b"event"[..]);
         assert!(writer.queue.try_recv().is_err());
@@ -107,11 +138,11 @@ mod tests {
     #[tokio::test]
     async fn a_session_that_falls_behind_is_cut_off_and_the_others_are_not() {
         let fanout = Arc::new(Fanout::default());
-        let mut slow = fanout.subscribe();
-        let mut fast = fanout.subscribe();
+        let mut slow = fanout.subscribe(principal("USER"));
+        let mut fast = fanout.subscribe(principal("USER"));
 
         for _ in 0..=QUEUE_CAPACITY {
-            fanout.publish(None, &Bytes::from_static(b"event"));
+            fanout.publish(None, event);
             let _ = fast.queue.try_recv();
         }
 
@@ -123,5 +154,19 @@ mod tests {
         assert_eq!(fanout.len(), 1);
         drop(fast);
         assert!(fanout.is_empty());
+    }
+
+    #[tokio::test]
+    async fn each_recipient_gets_the_message_made_for_its_principal() {
+        let fanout = Arc::new(Fanout::default());
+        let mut admin = fanout.subscribe(principal("ADMIN"));
+        let mut guest = fanout.subscribe(principal("GUEST"));
+
+        fanout.publish(None, |principal| {
+            (principal.roles[0] == "ADMIN").then(|| Bytes::from_static(b"secret"))
+        });
+
+        assert_eq!(admin.queue.recv().await.unwrap(), &b"secret"[..]);
+        assert!(guest.queue.try_recv().is_err());
     }
 }

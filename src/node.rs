@@ -18,6 +18,7 @@ use crate::config::{Config, ConfigError};
 use crate::fanout::Fanout;
 use crate::listener::client::{self, ClientContext};
 use crate::listener::Listener;
+use crate::policy::{PolicyError, PolicySet};
 use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
 use crate::store::Store;
@@ -32,6 +33,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Auth(#[from] KeyError),
+    #[error("TOPGUN_POLICIES_PATH: {0}")]
+    Policies(#[from] PolicyError),
     #[error("TOPGUN_HOST/TOPGUN_PORT: cannot listen on {addr}: {io}; choose a free port or another address")]
     Bind {
         addr: SocketAddr,
@@ -47,6 +50,7 @@ pub const EXPIRY_WARNING_DAYS: f64 = 30.0;
 pub struct PreparedNode {
     pub config: Config,
     pub verifier: Verifier,
+    pub policies: PolicySet,
     pub client_tls: Option<ListenerTls>,
     pub cluster_tls: Option<ListenerTls>,
 }
@@ -73,10 +77,15 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
     };
 
     let verifier = Verifier::from_secret(&config.jwt_secret)?;
+    let policies = match &config.policies {
+        Some(file) => PolicySet::from_file(&file.path)?,
+        None => PolicySet::upstream_default(),
+    };
 
     Ok(PreparedNode {
         config,
         verifier,
+        policies,
         client_tls,
         cluster_tls,
     })
@@ -162,6 +171,7 @@ impl PreparedNode {
                 dataplane: Arc::new(Dataplane {
                     store: Mutex::new(Store::new(&config.node_id)),
                     fanout: Arc::new(Fanout::default()),
+                    policies: self.policies,
                 }),
             }),
         });

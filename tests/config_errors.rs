@@ -752,6 +752,17 @@ fn a_malformed_pem_jwt_secret_is_refused_without_showing_it() {
 }
 
 #[test]
+fn a_malformed_policy_file_is_refused_naming_it() {
+    let pki = Pki::new("ours");
+    let file = write(&pki.path("policies.json"), br#"[{"role": "USER"}]"#);
+
+    refuses(
+        &[var("TOPGUN_POLICIES_PATH", path(&file))],
+        &["TOPGUN_POLICIES_PATH", &path(&file)],
+    );
+}
+
+#[test]
 fn an_unknown_ciphersuite_is_refused() {
     refuses(
         &[var("TOPGUN_TLS_CIPHERSUITES", "TLS_FAKE")],

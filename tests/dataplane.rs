@@ -3,34 +3,17 @@
 
 mod common;
 
-use futures_util::SinkExt;
 use serde_json::{json, Value};
 
-use common::{hs256_token, next_json, packed, start_node, ws_session, WsClient};
-
-/// Opens a session and authenticates it with the development secret.
-async fn authenticated(addr: std::net::SocketAddr) -> WsClient {
-    let mut ws = ws_session(addr).await;
-    let token = hs256_token("topgun-secret-dev", &json!({"sub": "tester"}));
-    ws.send(packed(&json!({"type": "AUTH", "token": token})))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut ws).await, json!({"type": "AUTH_ACK"}));
-    ws
-}
+use common::{next_json, send, start_node, WsClient};
 
 /// An LWW op as the stock client sends it.
 fn put(id: &str, key: &str, value: Value, millis: u64) -> Value {
-    let timestamp = json!({"millis": millis, "counter": 0, "nodeId": "client-a"});
-    json!({
-        "mapName": "demo", "opType": "PUT", "key": key,
-        "record": {"value": value, "timestamp": timestamp},
-        "orRecord": null, "orTag": null, "timestamp": timestamp, "synced": false, "id": id,
-    })
+    common::put_op("demo", id, key, value, millis)
 }
 
-async fn send(ws: &mut WsClient, message: Value) {
-    ws.send(packed(&message)).await.unwrap();
+async fn authenticated(addr: std::net::SocketAddr) -> WsClient {
+    common::authenticated(addr, &json!({"sub": "tester"})).await
 }
 
 #[tokio::test]

@@ -59,6 +59,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_MAX_MESSAGE_SIZE",
     "TOPGUN_SHUTDOWN_TIMEOUT_MS",
     "TOPGUN_AUTH_TIMEOUT_MS",
+    "TOPGUN_POLICIES_PATH",
 ];
 
 /// The variables as strings; [`Raw::check`] parses each so that errors name the variable.
@@ -103,6 +104,7 @@ pub(super) struct Raw {
     topgun_max_message_size: Option<String>,
     topgun_shutdown_timeout_ms: Option<String>,
     topgun_auth_timeout_ms: Option<String>,
+    topgun_policies_path: Option<String>,
 }
 
 impl Raw {
@@ -247,6 +249,7 @@ impl Raw {
             },
             limits,
             database_url: self.database_url.map(Secret::new),
+            policies: var_path("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),
             jwt_secret_is_default: self.jwt_secret.is_none(),
             jwt_secret: Secret::new(self.jwt_secret.as_deref().unwrap_or(DEFAULT_JWT_SECRET)),
             production,
@@ -301,8 +304,9 @@ impl Raw {
     }
 
     /// Variables that name files holding key material or passphrases.
-    fn path_vars(&self) -> [(&'static str, &Option<String>); 10] {
+    fn path_vars(&self) -> [(&'static str, &Option<String>); 11] {
         [
+            ("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),
             ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
             ("TOPGUN_TLS_KEY_PATH", &self.topgun_tls_key_path),
             ("TOPGUN_TLS_PKCS12_PATH", &self.topgun_tls_pkcs12_path),

@@ -225,6 +225,9 @@ pub struct Config {
     pub limits: Limits,
     pub database_url: Option<Secret>,
     pub jwt_secret: Secret,
+    /// Permission policies (`TOPGUN_POLICIES_PATH`); unset means upstream's default,
+    /// every USER may do everything on every map.
+    pub policies: Option<VarPath>,
     /// True when `JWT_SECRET` was not set and the development default is in use.
     pub jwt_secret_is_default: bool,
     pub production: bool,

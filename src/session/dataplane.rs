@@ -1,6 +1,7 @@
 //! What an authenticated session does with each data-plane message (PROTOCOL.md §3.3,
-//! §3.4, §6.3): apply writes to the store, answer the Merkle sync exchange, and
-//! broadcast what changed to the other sessions.
+//! §3.4, §6.3, §8): check permissions, apply writes to the store, answer the Merkle
+//! sync exchange, and broadcast what changed to the other sessions, each seeing only
+//! the fields it may read.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,7 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tracing::debug;
 
+use crate::auth::Principal;
+use crate::crdt::Timestamp;
 use crate::fanout::Fanout;
+use crate::policy::{Action, PolicySet, ReadView};
 use crate::protocol::client::{ClientOp, MerkleReqBucket, OpBatch, SyncInit, WithPayload};
 use crate::protocol::{server, Incoming, SchemaError};
 use crate::store::{Event, Store};
@@ -21,25 +25,27 @@ pub const GC_AGE_MS: f64 = 2_592_000_000.0;
 pub struct Dataplane {
     pub store: Mutex<Store>,
     pub fanout: std::sync::Arc<Fanout>,
+    pub policies: PolicySet,
 }
 
 impl Dataplane {
-    /// Handles one message of the session subscribed to the fanout as `me`; returns
-    /// the replies for that session, in order.
-    pub fn handle(&self, incoming: &Incoming, me: u64) -> Vec<Bytes> {
+    /// Handles one message of `principal`'s session, subscribed to the fanout as `me`;
+    /// returns the replies for that session, in order.
+    pub fn handle(&self, incoming: &Incoming, principal: &Principal, me: u64) -> Vec<Bytes> {
+        let session = Caller { principal, me };
         let replies = match incoming.kind.as_str() {
             "OP_BATCH" => incoming
                 .parse::<WithPayload<OpBatch>>()
-                .map(|batch| self.op_batch(&batch.payload.ops, me)),
+                .map(|batch| self.op_batch(&batch.payload.ops, &session)),
             "CLIENT_OP" => incoming
                 .parse::<WithPayload<ClientOp>>()
-                .map(|op| self.client_op(&op.payload, me)),
+                .map(|op| self.client_op(&op.payload, &session)),
             "SYNC_INIT" => incoming
                 .parse::<SyncInit>()
-                .map(|sync| self.sync_init(&sync)),
+                .map(|sync| self.sync_init(&sync, principal)),
             "MERKLE_REQ_BUCKET" => incoming
                 .parse::<WithPayload<MerkleReqBucket>>()
-                .map(|request| self.merkle_bucket(&request.payload)),
+                .map(|request| self.merkle_bucket(&request.payload, principal)),
             // Accepted by the schema and ignored, as upstream does.
             "SYNC_RESP_ROOT" | "SYNC_RESP_BUCKETS" | "SYNC_RESP_LEAF" => Ok(Vec::new()),
             // TODO(#3): queries, locks and topics.
@@ -54,15 +60,19 @@ impl Dataplane {
         })
     }
 
-    /// Applies every op in order; `OP_ACK` names the last applied op with an id, and
-    /// `ERROR 403` counts the ops that failed.
-    fn op_batch(&self, ops: &[ClientOp], me: u64) -> Vec<Bytes> {
+    /// Applies every permitted op in order; `OP_ACK` names the last applied op with an
+    /// id, and `ERROR 403` counts the ops that were denied or failed.
+    fn op_batch(&self, ops: &[ClientOp], caller: &Caller<'_>) -> Vec<Bytes> {
         let mut last_id = None;
         let mut failed = 0;
         let mut events = Vec::new();
         {
             let mut store = self.store();
             for op in ops {
+                if !self.may_write(caller.principal, op) {
+                    failed += 1;
+                    continue;
+                }
                 match store.apply(op) {
                     Ok(event) => {
                         if let Some(id) = &op.id {
@@ -77,7 +87,7 @@ impl Dataplane {
                 }
             }
         }
-        self.broadcast(&events, me);
+        self.broadcast(&events, caller.me);
 
         let mut replies = Vec::new();
         if let Some(last_id) = last_id {
@@ -91,7 +101,10 @@ impl Dataplane {
     }
 
     /// A single write: nothing back on success, `OP_REJECTED` on failure.
-    fn client_op(&self, op: &ClientOp, me: u64) -> Vec<Bytes> {
+    fn client_op(&self, op: &ClientOp, caller: &Caller<'_>) -> Vec<Bytes> {
+        if !self.may_write(caller.principal, op) {
+            return vec![server::op_rejected(op.id.as_deref(), "Access Denied")];
+        }
         let result = {
             let mut store = self.store();
             store
@@ -100,14 +113,17 @@ impl Dataplane {
         };
         match result {
             Ok(events) => {
-                self.broadcast(events.as_slice(), me);
+                self.broadcast(events.as_slice(), caller.me);
                 Vec::new()
             }
             Err(error) => vec![server::op_rejected(op.id.as_deref(), &error.to_string())],
         }
     }
 
-    fn sync_init(&self, sync: &SyncInit) -> Vec<Bytes> {
+    fn sync_init(&self, sync: &SyncInit, principal: &Principal) -> Vec<Bytes> {
+        if let Some(denied) = self.read_denied(principal, &sync.map_name) {
+            return vec![denied];
+        }
         let last = sync.last_sync_timestamp.unwrap_or(0.0);
         if last > 0.0 && now_millis() - last > GC_AGE_MS {
             return vec![server::sync_reset_required(&sync.map_name)];
@@ -118,7 +134,10 @@ impl Dataplane {
         }
     }
 
-    fn merkle_bucket(&self, request: &MerkleReqBucket) -> Vec<Bytes> {
+    fn merkle_bucket(&self, request: &MerkleReqBucket, principal: &Principal) -> Vec<Bytes> {
+        if let Some(denied) = self.read_denied(principal, &request.map_name) {
+            return vec![denied];
+        }
         let mut store = self.store();
         store
             .sync_bucket(&request.map_name, &request.path)
@@ -127,10 +146,40 @@ impl Dataplane {
             .collect()
     }
 
-    fn broadcast(&self, events: &[(Event, crate::crdt::Timestamp)], me: u64) {
+    fn may_write(&self, principal: &Principal, op: &ClientOp) -> bool {
+        let action = Action::for_write(op.op_type.as_deref(), op.is_removal());
+        let allowed = self.policies.check(principal, &op.map_name, action);
+        if !allowed {
+            debug!(map = %op.map_name, action = action.as_str(), "write denied");
+        }
+        allowed
+    }
+
+    /// `ERROR 403` when `principal` may not read `map`.
+    fn read_denied(&self, principal: &Principal, map: &str) -> Option<Bytes> {
+        if self.policies.check(principal, map, Action::Read) {
+            return None;
+        }
+        Some(server::error(403, &format!("Access Denied for map {map}")))
+    }
+
+    /// Sends each event to every other session that may read its map, filtered to the
+    /// fields it may read. Each distinct view is encoded once, however many sessions
+    /// share it. Unlike upstream, a session without READ access gets nothing rather
+    /// than a nil value its client would take for a removal.
+    fn broadcast(&self, events: &[(Event, Timestamp)], me: u64) {
         for (event, timestamp) in events {
-            self.fanout
-                .publish(Some(me), &server::server_event(event, timestamp));
+            let mut encoded: Vec<(ReadView, Option<Bytes>)> = Vec::new();
+            self.fanout.publish(Some(me), |principal| {
+                let view = self.policies.read_view(principal, &event.map_name);
+                if let Some((_, bytes)) = encoded.iter().find(|(seen, _)| *seen == view) {
+                    return bytes.clone();
+                }
+                let bytes = (!view.is_denied())
+                    .then(|| server::server_event(&filtered(event, &view), timestamp));
+                encoded.push((view, bytes.clone()));
+                bytes
+            });
         }
     }
 
@@ -141,9 +190,27 @@ impl Dataplane {
     }
 }
 
+/// The session a message came from.
+struct Caller<'a> {
+    principal: &'a Principal,
+    me: u64,
+}
+
 /// Each `SERVER_EVENT` carries a fresh timestamp of the node's clock (§3.4).
-fn stamped(store: &mut Store, event: Event) -> (Event, crate::crdt::Timestamp) {
+fn stamped(store: &mut Store, event: Event) -> (Event, Timestamp) {
     (event, store.now())
+}
+
+/// `event` with its record value cut down to `view`.
+fn filtered(event: &Event, view: &ReadView) -> Event {
+    let mut event = event.clone();
+    if let Some(record) = &mut event.record {
+        record.value = view.filter(&record.value);
+    }
+    if let Some(record) = &mut event.or_record {
+        record.value = view.filter(&record.value);
+    }
+    event
 }
 
 fn now_millis() -> f64 {

@@ -60,7 +60,7 @@ where
     }
 
     let auth_deadline = Instant::now() + context.auth_timeout;
-    let mut principal: Option<Principal> = None;
+    let mut principal: Option<Arc<Principal>> = None;
     // Broadcasts reach a session only once it is authenticated.
     let mut broadcasts: Option<Subscription> = None;
 
@@ -124,14 +124,14 @@ where
             }
             Ok(incoming) => on_message(incoming, &mut principal, &context.verifier),
         };
-        if principal.is_some() && broadcasts.is_none() {
-            broadcasts = Some(context.dataplane.fanout.subscribe());
+        if let (Some(principal), None) = (&principal, &broadcasts) {
+            broadcasts = Some(context.dataplane.fanout.subscribe(principal.clone()));
         }
-        let step = match (step, &broadcasts) {
-            (Step::DataPlane(incoming), Some(me)) => {
-                Step::Replies(context.dataplane.handle(&incoming, me.id))
+        let step = match (step, &principal, &broadcasts) {
+            (Step::DataPlane(incoming), Some(principal), Some(me)) => {
+                Step::Replies(context.dataplane.handle(&incoming, principal, me.id))
             }
-            (step, _) => step,
+            (step, _, _) => step,
         };
         match step {
             Step::Continue | Step::DataPlane(_) => {}
@@ -173,7 +173,11 @@ enum Step {
 }
 
 /// Applies PROTOCOL.md §2.1–§2.2 to one decoded message.
-fn on_message(incoming: Incoming, principal: &mut Option<Principal>, verifier: &Verifier) -> Step {
+fn on_message(
+    incoming: Incoming,
+    principal: &mut Option<Arc<Principal>>,
+    verifier: &Verifier,
+) -> Step {
     if !incoming.is_valid() {
         debug!(message.type = %incoming.kind, "message fails the schema check");
         return Step::Reply(server::invalid_message());
@@ -186,7 +190,7 @@ fn on_message(incoming: Incoming, principal: &mut Option<Principal>, verifier: &
             match verifier.verify(token, SystemTime::now()) {
                 Ok(verified) => {
                     debug!(user.id = verified.user_id.as_deref(), "authenticated");
-                    *principal = Some(verified);
+                    *principal = Some(Arc::new(verified));
                     Step::Reply(server::auth_ack())
                 }
                 Err(error) => {

@@ -340,3 +340,36 @@ pub async fn next_json(ws: &mut WsClient) -> serde_json::Value {
         other => panic!("expected a binary message, got {other:?}"),
     }
 }
+
+/// Opens a session and authenticates it with a development-secret token over `claims`.
+pub async fn authenticated(addr: SocketAddr, claims: &serde_json::Value) -> WsClient {
+    let mut ws = ws_session(addr).await;
+    let token = hs256_token("topgun-secret-dev", claims);
+    send(&mut ws, serde_json::json!({"type": "AUTH", "token": token})).await;
+    let ack = next_json(&mut ws).await;
+    assert_eq!(ack, serde_json::json!({"type": "AUTH_ACK"}));
+    ws
+}
+
+/// Sends `message` as one MessagePack map.
+pub async fn send(ws: &mut WsClient, message: serde_json::Value) {
+    futures_util::SinkExt::send(ws, packed(&message))
+        .await
+        .unwrap();
+}
+
+/// An LWW `PUT` op as the stock client writes it into `OP_BATCH`.
+pub fn put_op(
+    map: &str,
+    id: &str,
+    key: &str,
+    value: serde_json::Value,
+    millis: u64,
+) -> serde_json::Value {
+    let timestamp = serde_json::json!({"millis": millis, "counter": 0, "nodeId": "client-a"});
+    serde_json::json!({
+        "mapName": map, "opType": "PUT", "key": key,
+        "record": {"value": value, "timestamp": timestamp},
+        "orRecord": null, "orTag": null, "timestamp": timestamp, "synced": false, "id": id,
+    })
+}
