@@ -15,6 +15,7 @@
 //! - [`auth`]: JWT verification through OpenSSL.
 //! - [`policy`]: permission policies and field-level security; pure logic.
 //! - [`crdt`]: clocks, merge rules and the Merkle tree; pure logic.
+//! - [`query`]: query decoding, matching, result shaping and live updates; pure logic.
 //! - [`check`]: the `check-config` report.
 //! - [`pki`]: a throwaway development PKI.
 //! - [`shutdown`], [`telemetry`]: signals and logs.
@@ -31,6 +32,7 @@ pub mod node;
 pub mod pki;
 pub mod policy;
 pub mod protocol;
+pub mod query;
 pub mod session;
 pub mod shutdown;
 pub mod store;
