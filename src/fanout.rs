@@ -6,7 +6,7 @@
 //! cut off (its receiver ends) and closes with 1013: it catches up through Merkle sync
 //! when it reconnects, instead of the node buffering for it without limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +28,16 @@ pub struct Fanout {
 
 struct Member {
     queue: mpsc::Sender<Bytes>,
-    principal: Arc<Principal>,
+    recipient: Recipient,
+}
+
+/// What decides which broadcasts a session gets, and in which form.
+#[derive(Debug)]
+pub struct Recipient {
+    pub id: u64,
+    pub principal: Arc<Principal>,
+    /// Topics the session subscribed to (`TOPIC_SUB`).
+    pub topics: HashSet<String>,
 }
 
 /// One session's place in the [`Fanout`]; leaving is dropping it.
@@ -46,7 +55,11 @@ impl Fanout {
         let (sender, queue) = mpsc::channel(QUEUE_CAPACITY);
         let member = Member {
             queue: sender,
-            principal,
+            recipient: Recipient {
+                id,
+                principal,
+                topics: HashSet::new(),
+            },
         };
         self.lock().insert(id, member);
         Subscription {
@@ -56,17 +69,17 @@ impl Fanout {
         }
     }
 
-    /// Queues, for every session but `except`, what `message_for` gives for its
-    /// principal (nothing when it gives `None`), cutting off the sessions that are full.
+    /// Queues, for every session but `except`, what `message_for` gives for it
+    /// (nothing when it gives `None`), cutting off the sessions that are full.
     pub fn publish<F>(&self, except: Option<u64>, mut message_for: F)
     where
-        F: FnMut(&Principal) -> Option<Bytes>,
+        F: FnMut(&Recipient) -> Option<Bytes>,
     {
         self.lock().retain(|id, member| {
             if Some(*id) == except {
                 return true;
             }
-            let Some(message) = message_for(&member.principal) else {
+            let Some(message) = message_for(&member.recipient) else {
                 return true;
             };
             match member.queue.try_send(message) {
@@ -81,6 +94,13 @@ impl Fanout {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
+    }
+
+    /// Runs `change` on the recipient state of session `id`, if it is still subscribed.
+    pub fn update<R>(&self, id: u64, change: impl FnOnce(&mut Recipient) -> R) -> Option<R> {
+        self.lock()
+            .get_mut(&id)
+            .map(|member| change(&mut member.recipient))
     }
 
     /// How many sessions receive broadcasts.
@@ -119,7 +139,7 @@ mod tests {
         })
     }
 
-    fn event(_: &Principal) -> Option<Bytes> {
+    fn event(_: &Recipient) -> Option<Bytes> {
         Some(Bytes::from_static(b"event"))
     }
 
@@ -162,8 +182,8 @@ mod tests {
         let mut admin = fanout.subscribe(principal("ADMIN"));
         let mut guest = fanout.subscribe(principal("GUEST"));
 
-        fanout.publish(None, |principal| {
-            (principal.roles[0] == "ADMIN").then(|| Bytes::from_static(b"secret"))
+        fanout.publish(None, |recipient| {
+            (recipient.principal.roles[0] == "ADMIN").then(|| Bytes::from_static(b"secret"))
         });
 
         assert_eq!(admin.queue.recv().await.unwrap(), &b"secret"[..]);

@@ -68,6 +68,24 @@ pub struct MerkleReqBucket {
     pub path: String,
 }
 
+/// `TOPIC_SUB.payload` and `TOPIC_UNSUB.payload`.
+#[derive(Debug, Deserialize)]
+pub struct TopicName {
+    pub topic: String,
+}
+
+/// `TOPIC_PUB.payload`; `data` is any value and travels untouched.
+#[derive(Debug, Deserialize)]
+pub struct TopicPub {
+    pub topic: String,
+    #[serde(default = "nil")]
+    pub data: rmpv::Value,
+}
+
+fn nil() -> rmpv::Value {
+    rmpv::Value::Nil
+}
+
 fn op_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]

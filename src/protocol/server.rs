@@ -203,6 +203,32 @@ pub fn sync_reset_required(map_name: &str) -> Bytes {
     typed("SYNC_RESET_REQUIRED", Some(Reset { map_name }))
 }
 
+/// `TOPIC_MESSAGE {topic, data, publisherId, timestamp}` for a topic's subscribers.
+pub fn topic_message(
+    topic: &str,
+    data: &rmpv::Value,
+    publisher_id: &str,
+    timestamp_ms: u64,
+) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct TopicMessage<'a> {
+        topic: &'a str,
+        data: &'a rmpv::Value,
+        publisher_id: &'a str,
+        timestamp: u64,
+    }
+    typed(
+        "TOPIC_MESSAGE",
+        Some(TopicMessage {
+            topic,
+            data,
+            publisher_id,
+            timestamp: timestamp_ms,
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -13,7 +13,9 @@ use crate::auth::Principal;
 use crate::crdt::Timestamp;
 use crate::fanout::Fanout;
 use crate::policy::{Action, PolicySet, ReadView};
-use crate::protocol::client::{ClientOp, MerkleReqBucket, OpBatch, SyncInit, WithPayload};
+use crate::protocol::client::{
+    ClientOp, MerkleReqBucket, OpBatch, SyncInit, TopicName, TopicPub, WithPayload,
+};
 use crate::protocol::{server, Incoming, SchemaError};
 use crate::store::{Event, Store};
 
@@ -46,9 +48,18 @@ impl Dataplane {
             "MERKLE_REQ_BUCKET" => incoming
                 .parse::<WithPayload<MerkleReqBucket>>()
                 .map(|request| self.merkle_bucket(&request.payload, principal)),
+            "TOPIC_SUB" => incoming
+                .parse::<WithPayload<TopicName>>()
+                .map(|request| self.topic_sub(&request.payload, &session)),
+            "TOPIC_UNSUB" => incoming
+                .parse::<WithPayload<TopicName>>()
+                .map(|request| self.topic_unsub(&request.payload, &session)),
+            "TOPIC_PUB" => incoming
+                .parse::<WithPayload<TopicPub>>()
+                .map(|request| self.topic_pub(&request.payload, &session)),
             // Accepted by the schema and ignored, as upstream does.
             "SYNC_RESP_ROOT" | "SYNC_RESP_BUCKETS" | "SYNC_RESP_LEAF" => Ok(Vec::new()),
-            // TODO(#3): queries, locks and topics.
+            // TODO(#3): queries and locks.
             other => {
                 debug!(message.type = other, "message type not handled yet");
                 Ok(Vec::new())
@@ -170,8 +181,10 @@ impl Dataplane {
     fn broadcast(&self, events: &[(Event, Timestamp)], me: u64) {
         for (event, timestamp) in events {
             let mut encoded: Vec<(ReadView, Option<Bytes>)> = Vec::new();
-            self.fanout.publish(Some(me), |principal| {
-                let view = self.policies.read_view(principal, &event.map_name);
+            self.fanout.publish(Some(me), |recipient| {
+                let view = self
+                    .policies
+                    .read_view(&recipient.principal, &event.map_name);
                 if let Some((_, bytes)) = encoded.iter().find(|(seen, _)| *seen == view) {
                     return bytes.clone();
                 }
@@ -191,9 +204,9 @@ impl Dataplane {
 }
 
 /// The session a message came from.
-struct Caller<'a> {
-    principal: &'a Principal,
-    me: u64,
+pub(super) struct Caller<'a> {
+    pub(super) principal: &'a Principal,
+    pub(super) me: u64,
 }
 
 /// Each `SERVER_EVENT` carries a fresh timestamp of the node's clock (§3.4).

@@ -9,6 +9,7 @@
 //! [`Fanout`](crate::fanout::Fanout) queue.
 
 pub mod dataplane;
+mod topics;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
