@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::auth::Principal;
+use crate::query::LiveQuery;
 
 /// Messages a session may have waiting before it counts as too slow.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -38,6 +39,15 @@ pub struct Recipient {
     pub principal: Arc<Principal>,
     /// Topics the session subscribed to (`TOPIC_SUB`).
     pub topics: HashSet<String>,
+    /// Live queries by the session's own query ids (`QUERY_SUB`).
+    pub queries: HashMap<String, Subscribed>,
+}
+
+/// One live query of a session.
+#[derive(Debug)]
+pub struct Subscribed {
+    pub map: String,
+    pub live: LiveQuery,
 }
 
 /// One session's place in the [`Fanout`]; leaving is dropping it.
@@ -59,6 +69,7 @@ impl Fanout {
                 id,
                 principal,
                 topics: HashSet::new(),
+                queries: HashMap::new(),
             },
         };
         self.lock().insert(id, member);
@@ -69,30 +80,27 @@ impl Fanout {
         }
     }
 
-    /// Queues, for every session but `except`, what `message_for` gives for it
-    /// (nothing when it gives `None`), cutting off the sessions that are full.
-    pub fn publish<F>(&self, except: Option<u64>, mut message_for: F)
+    /// Queues for every session what `messages_for` gives for it (it may also update
+    /// the session's live queries), cutting off the sessions that are full.
+    pub fn publish<F>(&self, mut messages_for: F)
     where
-        F: FnMut(&Recipient) -> Option<Bytes>,
+        F: FnMut(&mut Recipient) -> Vec<Bytes>,
     {
         self.lock().retain(|id, member| {
-            if Some(*id) == except {
-                return true;
-            }
-            let Some(message) = message_for(&member.recipient) else {
-                return true;
-            };
-            match member.queue.try_send(message) {
-                Ok(()) => true,
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    debug!(
-                        session = id,
-                        "session too slow for its broadcasts; cutting it off"
-                    );
-                    false
+            for message in messages_for(&mut member.recipient) {
+                match member.queue.try_send(message) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        debug!(
+                            session = id,
+                            "session too slow for its broadcasts; cutting it off"
+                        );
+                        return false;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
+            true
         });
     }
 
@@ -139,8 +147,8 @@ mod tests {
         })
     }
 
-    fn event(_: &Recipient) -> Option<Bytes> {
-        Some(Bytes::from_static(b"event"))
+    fn event(_: &mut Recipient) -> Vec<Bytes> {
+        vec![Bytes::from_static(b"event")]
     }
 
     #[tokio::test]
@@ -149,7 +157,13 @@ mod tests {
         let mut writer = fanout.subscribe(principal("USER"));
         let mut reader = fanout.subscribe(principal("USER"));
 
-        fanout.publish(Some(writer.id), event);
+        let writer_id = writer.id;
+        fanout.publish(|recipient| {
+            if recipient.id == writer_id {
+                return Vec::new();
+            }
+            event(recipient)
+        });
 
         assert_eq!(reader.queue.recv().await.unwrap(), &b"event"[..]);
         assert!(writer.queue.try_recv().is_err());
@@ -162,7 +176,7 @@ mod tests {
         let mut fast = fanout.subscribe(principal("USER"));
 
         for _ in 0..=QUEUE_CAPACITY {
-            fanout.publish(None, event);
+            fanout.publish(event);
             let _ = fast.queue.try_recv();
         }
 
@@ -182,8 +196,12 @@ mod tests {
         let mut admin = fanout.subscribe(principal("ADMIN"));
         let mut guest = fanout.subscribe(principal("GUEST"));
 
-        fanout.publish(None, |recipient| {
-            (recipient.principal.roles[0] == "ADMIN").then(|| Bytes::from_static(b"secret"))
+        fanout.publish(|recipient| {
+            if recipient.principal.roles[0] == "ADMIN" {
+                vec![Bytes::from_static(b"secret")]
+            } else {
+                Vec::new()
+            }
         });
 
         assert_eq!(admin.queue.recv().await.unwrap(), &b"secret"[..]);

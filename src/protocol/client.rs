@@ -68,6 +68,23 @@ pub struct MerkleReqBucket {
     pub path: String,
 }
 
+/// `QUERY_SUB.payload`; the query itself is decoded by [`crate::query::Query::decode`].
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuerySub {
+    pub query_id: String,
+    pub map_name: String,
+    #[serde(default = "nil")]
+    pub query: rmpv::Value,
+}
+
+/// `QUERY_UNSUB.payload`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryUnsub {
+    pub query_id: String,
+}
+
 /// `TOPIC_SUB.payload` and `TOPIC_UNSUB.payload`.
 #[derive(Debug, Deserialize)]
 pub struct TopicName {

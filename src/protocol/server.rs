@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::crdt::{LwwRecord, SyncReply, Timestamp};
+use crate::query::QueryUpdate;
 use crate::store::Event;
 
 #[derive(Serialize)]
@@ -201,6 +202,38 @@ pub fn sync_reset_required(map_name: &str) -> Bytes {
         map_name: &'a str,
     }
     typed("SYNC_RESET_REQUIRED", Some(Reset { map_name }))
+}
+
+/// `QUERY_RESP {queryId, results: [{key, value}]}`.
+pub fn query_resp(query_id: &str, results: &[(String, rmpv::Value)]) -> Bytes {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        key: &'a str,
+        value: &'a rmpv::Value,
+    }
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct QueryResp<'a> {
+        query_id: &'a str,
+        results: Vec<Row<'a>>,
+    }
+    let results = results
+        .iter()
+        .map(|(key, value)| Row { key, value })
+        .collect();
+    typed("QUERY_RESP", Some(QueryResp { query_id, results }))
+}
+
+/// `QUERY_UPDATE {queryId, key, value, type}`; `value` is nil for `REMOVE`.
+pub fn query_update(query_id: &str, update: &QueryUpdate) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Payload<'a> {
+        query_id: &'a str,
+        #[serde(flatten)]
+        update: &'a QueryUpdate,
+    }
+    typed("QUERY_UPDATE", Some(Payload { query_id, update }))
 }
 
 /// `TOPIC_MESSAGE {topic, data, publisherId, timestamp}` for a topic's subscribers.

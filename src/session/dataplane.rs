@@ -3,6 +3,7 @@
 //! sync exchange, and broadcast what changed to the other sessions, each seeing only
 //! the fields it may read.
 
+use std::cell::OnceCell;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,10 +15,13 @@ use crate::crdt::Timestamp;
 use crate::fanout::Fanout;
 use crate::policy::{Action, PolicySet, ReadView};
 use crate::protocol::client::{
-    ClientOp, MerkleReqBucket, OpBatch, SyncInit, TopicName, TopicPub, WithPayload,
+    ClientOp, MerkleReqBucket, OpBatch, QuerySub, QueryUnsub, SyncInit, TopicName, TopicPub,
+    WithPayload,
 };
 use crate::protocol::{server, Incoming, SchemaError};
-use crate::store::{Event, Store};
+use crate::store::{Change, Event, Store};
+
+use super::queries;
 
 /// Tombstones older than this may have been pruned: a client whose last sync is older
 /// must start over (`SYNC_RESET_REQUIRED`, PROTOCOL.md §6.3 step 2).
@@ -48,6 +52,12 @@ impl Dataplane {
             "MERKLE_REQ_BUCKET" => incoming
                 .parse::<WithPayload<MerkleReqBucket>>()
                 .map(|request| self.merkle_bucket(&request.payload, principal)),
+            "QUERY_SUB" => incoming
+                .parse::<WithPayload<QuerySub>>()
+                .map(|request| self.query_sub(&request.payload, &session)),
+            "QUERY_UNSUB" => incoming
+                .parse::<WithPayload<QueryUnsub>>()
+                .map(|request| self.query_unsub(&request.payload, &session)),
             "TOPIC_SUB" => incoming
                 .parse::<WithPayload<TopicName>>()
                 .map(|request| self.topic_sub(&request.payload, &session)),
@@ -59,7 +69,7 @@ impl Dataplane {
                 .map(|request| self.topic_pub(&request.payload, &session)),
             // Accepted by the schema and ignored, as upstream does.
             "SYNC_RESP_ROOT" | "SYNC_RESP_BUCKETS" | "SYNC_RESP_LEAF" => Ok(Vec::new()),
-            // TODO(#3): queries and locks.
+            // TODO(#3): locks.
             other => {
                 debug!(message.type = other, "message type not handled yet");
                 Ok(Vec::new())
@@ -89,7 +99,7 @@ impl Dataplane {
                         if let Some(id) = &op.id {
                             last_id = Some(id.as_str());
                         }
-                        events.extend(event.map(|event| stamped(&mut store, event)));
+                        events.extend(event.map(|change| stamped(&mut store, change)));
                     }
                     Err(error) => {
                         debug!(%error, map = %op.map_name, "op failed");
@@ -120,7 +130,7 @@ impl Dataplane {
             let mut store = self.store();
             store
                 .apply(op)
-                .map(|event| event.map(|event| stamped(&mut store, event)))
+                .map(|change| change.map(|change| stamped(&mut store, change)))
         };
         match result {
             Ok(events) => {
@@ -167,36 +177,54 @@ impl Dataplane {
     }
 
     /// `ERROR 403` when `principal` may not read `map`.
-    fn read_denied(&self, principal: &Principal, map: &str) -> Option<Bytes> {
+    pub(super) fn read_denied(&self, principal: &Principal, map: &str) -> Option<Bytes> {
         if self.policies.check(principal, map, Action::Read) {
             return None;
         }
         Some(server::error(403, &format!("Access Denied for map {map}")))
     }
 
-    /// Sends each event to every other session that may read its map, filtered to the
-    /// fields it may read. Each distinct view is encoded once, however many sessions
-    /// share it. Unlike upstream, a session without READ access gets nothing rather
-    /// than a nil value its client would take for a removal.
-    fn broadcast(&self, events: &[(Event, Timestamp)], me: u64) {
-        for (event, timestamp) in events {
-            let mut encoded: Vec<(ReadView, Option<Bytes>)> = Vec::new();
-            self.fanout.publish(Some(me), |recipient| {
+    /// Sends each change to every session that may read its map: a `SERVER_EVENT` to
+    /// the sessions other than the writer, and a `QUERY_UPDATE` for each of a session's
+    /// live queries that the change affects, the writer's included. Values are cut to
+    /// the fields each session may read; each distinct `SERVER_EVENT` view is encoded
+    /// once, however many sessions share it. Unlike upstream, a session without READ
+    /// access gets nothing rather than a nil value its client would take for a removal.
+    fn broadcast(&self, changes: &[(Change, Timestamp)], writer: u64) {
+        for (change, timestamp) in changes {
+            let event = &change.event;
+            let mut encoded: Vec<(ReadView, Bytes)> = Vec::new();
+            // The map after the change, read only if a windowed query needs it.
+            let entries = OnceCell::new();
+            self.fanout.publish(|recipient| {
                 let view = self
                     .policies
                     .read_view(&recipient.principal, &event.map_name);
-                if let Some((_, bytes)) = encoded.iter().find(|(seen, _)| *seen == view) {
-                    return bytes.clone();
+                if view.is_denied() {
+                    return Vec::new();
                 }
-                let bytes = (!view.is_denied())
-                    .then(|| server::server_event(&filtered(event, &view), timestamp));
-                encoded.push((view, bytes.clone()));
-                bytes
+                let mut messages = Vec::new();
+                if recipient.id != writer {
+                    let cached = encoded.iter().find(|(seen, _)| *seen == view);
+                    let bytes = match cached {
+                        Some((_, bytes)) => bytes.clone(),
+                        None => {
+                            let bytes = server::server_event(&filtered(event, &view), timestamp);
+                            encoded.push((view.clone(), bytes.clone()));
+                            bytes
+                        }
+                    };
+                    messages.push(bytes);
+                }
+                messages.extend(queries::updates(recipient, change, &view, || {
+                    entries.get_or_init(|| self.store().entries(&event.map_name))
+                }));
+                messages
             });
         }
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+    pub(super) fn store(&self) -> std::sync::MutexGuard<'_, Store> {
         // Store operations do not panic halfway through a change; a poisoned lock still
         // guards consistent maps.
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
@@ -210,8 +238,8 @@ pub(super) struct Caller<'a> {
 }
 
 /// Each `SERVER_EVENT` carries a fresh timestamp of the node's clock (§3.4).
-fn stamped(store: &mut Store, event: Event) -> (Event, Timestamp) {
-    (event, store.now())
+fn stamped(store: &mut Store, change: Change) -> (Change, Timestamp) {
+    (change, store.now())
 }
 
 /// `event` with its record value cut down to `view`.

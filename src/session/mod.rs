@@ -9,6 +9,7 @@
 //! [`Fanout`](crate::fanout::Fanout) queue.
 
 pub mod dataplane;
+mod queries;
 mod topics;
 
 use std::sync::Arc;

@@ -56,11 +56,11 @@ impl Dataplane {
             &caller.me.to_string(),
             now_millis(),
         );
-        self.fanout.publish(Some(caller.me), |recipient| {
-            recipient
-                .topics
-                .contains(&request.topic)
-                .then(|| message.clone())
+        self.fanout.publish(|recipient| {
+            if recipient.id == caller.me || !recipient.topics.contains(&request.topic) {
+                return Vec::new();
+            }
+            vec![message.clone()]
         });
         Vec::new()
     }

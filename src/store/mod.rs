@@ -2,11 +2,14 @@
 //! §5, §6.3).
 //!
 //! The store applies client ops to LWW and OR maps, answers the Merkle sync exchange,
-//! and says what changed as an [`Event`]. It sends nothing and knows no connection:
-//! sessions turn events into `SERVER_EVENT`s.
+//! and says what changed as a [`Change`]: the [`Event`] to broadcast and the visible
+//! value before and after, for live queries. It sends nothing and knows no connection.
 
 use std::collections::HashMap;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rmpv::Value;
 use serde::Serialize;
 use tracing::warn;
 
@@ -26,6 +29,15 @@ pub struct Event {
     pub or_record: Option<OrRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub or_tag: Option<String>,
+}
+
+/// An applied op: what to broadcast, and the key's visible value before and after
+/// (an OR map's value is the array of its live values; `None` when absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub event: Event,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
 }
 
 /// `EventPayload.eventType`.
@@ -75,6 +87,17 @@ impl Map {
             Map::Or(_) => "ORMap",
         }
     }
+
+    /// What reads and queries see of `key`.
+    fn visible(&self, key: &str, now_ms: u64) -> Option<Value> {
+        match self {
+            Map::Lww(map) => map.get(key, now_ms).cloned(),
+            Map::Or(map) => {
+                let values = map.get(key, now_ms);
+                (!values.is_empty()).then(|| Value::Array(values.into_iter().cloned().collect()))
+            }
+        }
+    }
 }
 
 /// All maps of this node, with the node's hybrid logical clock.
@@ -97,10 +120,45 @@ impl Store {
         self.hlc.now()
     }
 
-    /// Applies one client op. Returns the event to broadcast, or `None` when the op
-    /// changed nothing (an LWW record older than the one held, an already tombstoned
-    /// tag): upstream broadcasts those too, and every receiver discards them.
-    pub fn apply(&mut self, op: &ClientOp) -> Result<Option<Event>, OpError> {
+    /// Applies one client op. Returns what changed, or `None` when the op changed
+    /// nothing (an LWW record older than the one held, an already tombstoned tag):
+    /// upstream broadcasts those too, and every receiver discards them.
+    pub fn apply(&mut self, op: &ClientOp) -> Result<Option<Change>, OpError> {
+        let now = now_millis();
+        let old = self.visible(&op.map_name, &op.key, now);
+        let Some(event) = self.apply_op(op)? else {
+            return Ok(None);
+        };
+        let new = self.visible(&op.map_name, &op.key, now);
+        Ok(Some(Change { event, old, new }))
+    }
+
+    /// Every visible entry of a map, for queries; an unknown map is empty. Entries come
+    /// in key order (upstream uses insertion order, which only matters for unsorted
+    /// queries with `offset`/`limit`).
+    pub fn entries(&self, map_name: &str) -> Vec<(String, Value)> {
+        let now = now_millis();
+        match self.maps.get(map_name) {
+            None => Vec::new(),
+            Some(Map::Lww(map)) => map
+                .entries(now)
+                .map(|(key, value)| (key.to_owned(), value.clone()))
+                .collect(),
+            Some(Map::Or(map)) => map
+                .entries(now)
+                .map(|(key, values)| {
+                    let values = values.into_iter().cloned().collect();
+                    (key.to_owned(), Value::Array(values))
+                })
+                .collect(),
+        }
+    }
+
+    fn visible(&self, map_name: &str, key: &str, now_ms: u64) -> Option<Value> {
+        self.maps.get(map_name)?.visible(key, now_ms)
+    }
+
+    fn apply_op(&mut self, op: &ClientOp) -> Result<Option<Event>, OpError> {
         let event = |event_type, record, or_record, or_tag| Event {
             map_name: op.map_name.clone(),
             key: op.key.clone(),
@@ -203,6 +261,14 @@ impl Store {
             }),
         }
     }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 #[cfg(test)]

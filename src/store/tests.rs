@@ -43,10 +43,12 @@ fn an_lww_put_is_merged_and_reported_and_an_older_one_changes_nothing() {
     let newer = store.apply(&lww_put("m", "k", "new".into(), 2000)).unwrap();
     let older = store.apply(&lww_put("m", "k", "old".into(), 1000)).unwrap();
 
-    let event = newer.expect("the first write changes the map");
-    assert_eq!(event.event_type, EventType::Updated);
-    assert_eq!(event.record.unwrap().value, Value::from("new"));
+    let change = newer.expect("the first write changes the map");
+    assert_eq!(change.event.event_type, EventType::Updated);
+    assert_eq!(change.event.record.unwrap().value, Value::from("new"));
+    assert_eq!((change.old, change.new), (None, Some(Value::from("new"))));
     assert_eq!(older, None);
+    assert_eq!(store.entries("m"), [("k".to_owned(), Value::from("new"))]);
 }
 
 /// The observed exchange of PROTOCOL.md §15.3: one record `k1` written by `client-a`
@@ -99,7 +101,10 @@ fn an_or_remove_reports_the_tag_once_and_or_maps_are_not_merkle_synced() {
     let first = store.apply(&remove).unwrap();
     let again = store.apply(&remove).unwrap();
 
-    assert_eq!(first.unwrap().or_tag, Some(tag));
+    let first = first.unwrap();
+    assert_eq!(first.event.or_tag, Some(tag));
+    assert_eq!(first.old, Some(Value::Array(vec!["v".into()])));
+    assert_eq!(first.new, None);
     assert_eq!(again, None);
     assert!(store.sync_root("tags").is_err());
     assert!(store.sync_bucket("tags", "").is_none());

@@ -334,7 +334,10 @@ pub fn packed(value: &serde_json::Value) -> Message {
 }
 
 /// Reads the next message as a MessagePack map, converted to JSON for comparison.
-pub async fn next_json(ws: &mut WsClient) -> serde_json::Value {
+pub async fn next_json<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     match ws.next().await.unwrap().unwrap() {
         Message::Binary(bytes) => rmp_serde::from_slice(&bytes).unwrap(),
         other => panic!("expected a binary message, got {other:?}"),
@@ -344,15 +347,28 @@ pub async fn next_json(ws: &mut WsClient) -> serde_json::Value {
 /// Opens a session and authenticates it with a development-secret token over `claims`.
 pub async fn authenticated(addr: SocketAddr, claims: &serde_json::Value) -> WsClient {
     let mut ws = ws_session(addr).await;
-    let token = hs256_token("topgun-secret-dev", claims);
-    send(&mut ws, serde_json::json!({"type": "AUTH", "token": token})).await;
-    let ack = next_json(&mut ws).await;
-    assert_eq!(ack, serde_json::json!({"type": "AUTH_ACK"}));
+    authenticate(&mut ws, claims).await;
     ws
 }
 
+/// Sends `AUTH` with a development-secret token over `claims` and expects `AUTH_ACK`.
+pub async fn authenticate<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    claims: &serde_json::Value,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let token = hs256_token("topgun-secret-dev", claims);
+    send(ws, serde_json::json!({"type": "AUTH", "token": token})).await;
+    let ack = next_json(ws).await;
+    assert_eq!(ack, serde_json::json!({"type": "AUTH_ACK"}));
+}
+
 /// Sends `message` as one MessagePack map.
-pub async fn send(ws: &mut WsClient, message: serde_json::Value) {
+pub async fn send<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, message: serde_json::Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     futures_util::SinkExt::send(ws, packed(&message))
         .await
         .unwrap();
@@ -373,3 +389,31 @@ pub fn put_op(
         "orRecord": null, "orTag": null, "timestamp": timestamp, "synced": false, "id": id,
     })
 }
+
+/// The next message that is not a `SERVER_EVENT` (a session receives one for every
+/// write it may read, interleaved with the replies to its own messages).
+pub async fn next_reply<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let message = next_json(ws).await;
+        if message["type"] != "SERVER_EVENT" {
+            return message;
+        }
+    }
+}
+
+/// A `wss://` session to a TLS node whose CA is `ca`, past the `AUTH_REQUIRED` greeting.
+pub async fn wss_session(addr: SocketAddr, ca: &Path) -> TlsWsClient {
+    let stream = tls_connect(&connector(ca, None), addr, "localhost")
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}/", addr.port());
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let greeting = ws.next().await.unwrap().unwrap();
+    assert!(matches!(greeting, Message::Binary(_)), "{greeting:?}");
+    ws
+}
+
+pub type TlsWsClient = tokio_tungstenite::WebSocketStream<SslStream<TcpStream>>;
