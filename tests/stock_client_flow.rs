@@ -128,7 +128,7 @@ async fn the_observed_stock_client_exchange_works_over_wss() {
     assert_eq!(u64::from(local.root_hash()), server_root);
     assert_eq!(
         local.record("k1").unwrap().value,
-        rmpv::Value::from(json_to_msgpack(&json!({"n": 42, "title": "second"})))
+        json_to_msgpack(&json!({"n": 42, "title": "second"}))
     );
 }
 
