@@ -9,6 +9,7 @@
 //!   client port (HTTP, WebSocket upgrade).
 //! - [`session`]: one client's WebSocket conversation; the hand-off to the data plane.
 //! - [`protocol`]: the client wire protocol, decoded and encoded.
+//! - [`locks`]: lock holders, fencing tokens and queues; pure logic.
 //! - [`fanout`]: broadcasts to sessions through bounded queues.
 //! - [`store`]: the maps by name; the one place their state changes.
 //! - [`node`]: composition, start and graceful shutdown.
@@ -28,6 +29,7 @@ pub mod config;
 pub mod crdt;
 pub mod fanout;
 pub mod listener;
+pub mod locks;
 pub mod node;
 pub mod pki;
 pub mod policy;

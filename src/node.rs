@@ -18,6 +18,7 @@ use crate::config::{Config, ConfigError};
 use crate::fanout::Fanout;
 use crate::listener::client::{self, ClientContext};
 use crate::listener::Listener;
+use crate::locks::LockTable;
 use crate::policy::{PolicyError, PolicySet};
 use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
@@ -157,6 +158,13 @@ impl PreparedNode {
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let dataplane = Arc::new(Dataplane {
+            store: Mutex::new(Store::new(&config.node_id)),
+            fanout: Arc::new(Fanout::default()),
+            policies: self.policies,
+            locks: Mutex::new(LockTable::default()),
+        });
+        tasks.spawn(sweep_locks(dataplane.clone(), shutdown.clone()));
         let client = Arc::new(ClientContext {
             acceptor: self.client_tls.map(|tls| tls.acceptor),
             node_id: config.node_id.clone(),
@@ -168,11 +176,7 @@ impl PreparedNode {
                 verifier: Arc::new(self.verifier),
                 auth_timeout: config.limits.auth_timeout,
                 shutdown: shutdown.clone(),
-                dataplane: Arc::new(Dataplane {
-                    store: Mutex::new(Store::new(&config.node_id)),
-                    fanout: Arc::new(Fanout::default()),
-                    policies: self.policies,
-                }),
+                dataplane,
             }),
         });
 
@@ -192,6 +196,20 @@ impl PreparedNode {
         })
     }
 }
+
+/// Hands expired locks on, once a second, until shutdown (PROTOCOL.md §11).
+async fn sweep_locks(dataplane: Arc<Dataplane>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(LOCK_SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => dataplane.sweep_locks(),
+        }
+    }
+}
+
+/// How often expired locks are handed to their next waiter.
+const LOCK_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl RunningNode {
     /// Where the client listener is bound (useful with port 0).

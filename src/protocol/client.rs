@@ -85,6 +85,27 @@ pub struct QueryUnsub {
     pub query_id: String,
 }
 
+/// `LOCK_REQUEST.payload`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockRequest {
+    pub request_id: String,
+    pub name: String,
+    /// Milliseconds; clamped by [`crate::locks::clamp_ttl`].
+    #[serde(default)]
+    pub ttl: Option<f64>,
+}
+
+/// `LOCK_RELEASE.payload`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockRelease {
+    #[serde(default)]
+    pub request_id: Option<String>,
+    pub name: String,
+    pub fencing_token: f64,
+}
+
 /// `TOPIC_SUB.payload` and `TOPIC_UNSUB.payload`.
 #[derive(Debug, Deserialize)]
 pub struct TopicName {

@@ -236,6 +236,44 @@ pub fn query_update(query_id: &str, update: &QueryUpdate) -> Bytes {
     typed("QUERY_UPDATE", Some(Payload { query_id, update }))
 }
 
+/// `LOCK_GRANTED {requestId, name, fencingToken}`.
+pub fn lock_granted(request_id: &str, name: &str, fencing_token: u64) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Granted<'a> {
+        request_id: &'a str,
+        name: &'a str,
+        fencing_token: u64,
+    }
+    typed(
+        "LOCK_GRANTED",
+        Some(Granted {
+            request_id,
+            name,
+            fencing_token,
+        }),
+    )
+}
+
+/// `LOCK_RELEASED {requestId, name, success}`.
+pub fn lock_released(request_id: Option<&str>, name: &str, success: bool) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Released<'a> {
+        request_id: Option<&'a str>,
+        name: &'a str,
+        success: bool,
+    }
+    typed(
+        "LOCK_RELEASED",
+        Some(Released {
+            request_id,
+            name,
+            success,
+        }),
+    )
+}
+
 /// `TOPIC_MESSAGE {topic, data, publisherId, timestamp}` for a topic's subscribers.
 pub fn topic_message(
     topic: &str,

@@ -13,10 +13,11 @@ use tracing::debug;
 use crate::auth::Principal;
 use crate::crdt::Timestamp;
 use crate::fanout::Fanout;
+use crate::locks::LockTable;
 use crate::policy::{Action, PolicySet, ReadView};
 use crate::protocol::client::{
-    ClientOp, MerkleReqBucket, OpBatch, QuerySub, QueryUnsub, SyncInit, TopicName, TopicPub,
-    WithPayload,
+    ClientOp, LockRelease, LockRequest, MerkleReqBucket, OpBatch, QuerySub, QueryUnsub, SyncInit,
+    TopicName, TopicPub, WithPayload,
 };
 use crate::protocol::{server, Incoming, SchemaError};
 use crate::store::{Change, Event, Store};
@@ -32,6 +33,7 @@ pub struct Dataplane {
     pub store: Mutex<Store>,
     pub fanout: std::sync::Arc<Fanout>,
     pub policies: PolicySet,
+    pub locks: Mutex<LockTable>,
 }
 
 impl Dataplane {
@@ -69,9 +71,15 @@ impl Dataplane {
                 .map(|request| self.topic_pub(&request.payload, &session)),
             // Accepted by the schema and ignored, as upstream does.
             "SYNC_RESP_ROOT" | "SYNC_RESP_BUCKETS" | "SYNC_RESP_LEAF" => Ok(Vec::new()),
-            // TODO(#3): locks.
+            "LOCK_REQUEST" => incoming
+                .parse::<WithPayload<LockRequest>>()
+                .map(|request| self.lock_request(&request.payload, &session)),
+            "LOCK_RELEASE" => incoming
+                .parse::<WithPayload<LockRelease>>()
+                .map(|request| self.lock_release(&request.payload, &session)),
+            // `is_valid` let only the 15 client types through; AUTH never gets here.
             other => {
-                debug!(message.type = other, "message type not handled yet");
+                debug!(message.type = other, "message type not expected here");
                 Ok(Vec::new())
             }
         };
@@ -222,6 +230,10 @@ impl Dataplane {
                 messages
             });
         }
+    }
+
+    pub(super) fn locks(&self) -> std::sync::MutexGuard<'_, LockTable> {
+        self.locks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn store(&self) -> std::sync::MutexGuard<'_, Store> {

@@ -9,6 +9,7 @@
 //! [`Fanout`](crate::fanout::Fanout) queue.
 
 pub mod dataplane;
+mod locks;
 mod queries;
 mod topics;
 
@@ -65,6 +66,8 @@ where
     let mut principal: Option<Arc<Principal>> = None;
     // Broadcasts reach a session only once it is authenticated.
     let mut broadcasts: Option<Subscription> = None;
+    // Releases the session's locks when it ends, however it ends.
+    let mut _departure: Option<Departure> = None;
 
     loop {
         let message = tokio::select! {
@@ -127,7 +130,12 @@ where
             Ok(incoming) => on_message(incoming, &mut principal, &context.verifier),
         };
         if let (Some(principal), None) = (&principal, &broadcasts) {
-            broadcasts = Some(context.dataplane.fanout.subscribe(principal.clone()));
+            let subscription = context.dataplane.fanout.subscribe(principal.clone());
+            _departure = Some(Departure {
+                dataplane: context.dataplane.clone(),
+                session: subscription.id,
+            });
+            broadcasts = Some(subscription);
         }
         let step = match (step, &principal, &broadcasts) {
             (Step::DataPlane(incoming), Some(principal), Some(me)) => {
@@ -160,6 +168,18 @@ where
                 return;
             }
         }
+    }
+}
+
+/// Runs [`Dataplane::leave`] for a session when dropped.
+struct Departure {
+    dataplane: Arc<Dataplane>,
+    session: u64,
+}
+
+impl Drop for Departure {
+    fn drop(&mut self) {
+        self.dataplane.leave(self.session);
     }
 }
 
