@@ -165,6 +165,11 @@ impl PreparedNode {
             locks: Mutex::new(LockTable::default()),
         });
         tasks.spawn(sweep_locks(dataplane.clone(), shutdown.clone()));
+        tasks.spawn(collect_garbage(
+            dataplane.clone(),
+            config.limits.gc_interval,
+            shutdown.clone(),
+        ));
         let client = Arc::new(ClientContext {
             acceptor: self.client_tls.map(|tls| tls.acceptor),
             node_id: config.node_id.clone(),
@@ -204,6 +209,22 @@ async fn sweep_locks(dataplane: Arc<Dataplane>, shutdown: CancellationToken) {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => dataplane.sweep_locks(),
+        }
+    }
+}
+
+/// Runs garbage collection every `interval`, the first time one interval after start.
+async fn collect_garbage(
+    dataplane: Arc<Dataplane>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let start = tokio::time::Instant::now() + interval;
+    let mut tick = tokio::time::interval_at(start, interval);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => dataplane.collect_garbage(),
         }
     }
 }

@@ -60,6 +60,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_SHUTDOWN_TIMEOUT_MS",
     "TOPGUN_AUTH_TIMEOUT_MS",
     "TOPGUN_POLICIES_PATH",
+    "TOPGUN_GC_INTERVAL_MS",
 ];
 
 /// The variables as strings; [`Raw::check`] parses each so that errors name the variable.
@@ -105,6 +106,7 @@ pub(super) struct Raw {
     topgun_shutdown_timeout_ms: Option<String>,
     topgun_auth_timeout_ms: Option<String>,
     topgun_policies_path: Option<String>,
+    topgun_gc_interval_ms: Option<String>,
 }
 
 impl Raw {
@@ -210,6 +212,11 @@ impl Raw {
                 "TOPGUN_AUTH_TIMEOUT_MS",
                 self.topgun_auth_timeout_ms.as_deref(),
                 10_000,
+            )?,
+            gc_interval: parse_millis(
+                "TOPGUN_GC_INTERVAL_MS",
+                self.topgun_gc_interval_ms.as_deref(),
+                3_600_000,
             )?,
         };
 

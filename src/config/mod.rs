@@ -205,6 +205,8 @@ pub struct Limits {
     pub shutdown_timeout: Duration,
     /// How long a WebSocket may stay unauthenticated before it is closed with 4001.
     pub auth_timeout: Duration,
+    /// How often TTL expiry and tombstone pruning run (PROTOCOL.md §10).
+    pub gc_interval: Duration,
 }
 
 /// Log output.

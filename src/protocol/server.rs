@@ -236,6 +236,16 @@ pub fn query_update(query_id: &str, update: &QueryUpdate) -> Bytes {
     typed("QUERY_UPDATE", Some(Payload { query_id, update }))
 }
 
+/// `GC_PRUNE {olderThan}`: clients may forget tombstones older than this.
+pub fn gc_prune(older_than: &Timestamp) -> Bytes {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct GcPrune<'a> {
+        older_than: &'a Timestamp,
+    }
+    typed("GC_PRUNE", Some(GcPrune { older_than }))
+}
+
 /// `LOCK_GRANTED {requestId, name, fencingToken}`.
 pub fn lock_granted(request_id: &str, name: &str, fencing_token: u64) -> Bytes {
     #[derive(Serialize)]

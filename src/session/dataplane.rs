@@ -24,9 +24,12 @@ use crate::store::{Change, Event, Store};
 
 use super::queries;
 
-/// Tombstones older than this may have been pruned: a client whose last sync is older
-/// must start over (`SYNC_RESET_REQUIRED`, PROTOCOL.md §6.3 step 2).
-pub const GC_AGE_MS: f64 = 2_592_000_000.0;
+/// Tombstones older than this are pruned, and a client whose last sync is older must
+/// start over (`SYNC_RESET_REQUIRED`, PROTOCOL.md §6.3 step 2, §10).
+pub const GC_AGE_MS: u64 = 2_592_000_000;
+
+/// The writer id of changes no session made (garbage collection).
+const NO_WRITER: u64 = u64::MAX;
 
 /// The shared state a session's messages act on.
 pub struct Dataplane {
@@ -154,7 +157,7 @@ impl Dataplane {
             return vec![denied];
         }
         let last = sync.last_sync_timestamp.unwrap_or(0.0);
-        if last > 0.0 && now_millis() - last > GC_AGE_MS {
+        if last > 0.0 && now_millis() - last > GC_AGE_MS as f64 {
             return vec![server::sync_reset_required(&sync.map_name)];
         }
         match self.store().sync_root(&sync.map_name) {
@@ -173,6 +176,29 @@ impl Dataplane {
             .map(|reply| server::sync_bucket(&request.map_name, &request.path, &reply))
             .into_iter()
             .collect()
+    }
+
+    /// One garbage-collection round (PROTOCOL.md §10, single node): expired records
+    /// are broadcast as removals, tombstones older than 30 days are forgotten, and
+    /// every session is told so with `GC_PRUNE`.
+    ///
+    /// Upstream lowers the threshold to the oldest `lastActiveHlc` of a connected
+    /// client; with the 30-day margin this node uses its own clock only.
+    pub fn collect_garbage(&self) {
+        let (changes, older_than) = {
+            let mut store = self.store();
+            let now = store.now();
+            let older_than = Timestamp::new(now.millis.saturating_sub(GC_AGE_MS), 0, now.node_id);
+            let changes: Vec<_> = store
+                .collect_garbage(&older_than)
+                .into_iter()
+                .map(|change| stamped(&mut store, change))
+                .collect();
+            (changes, older_than)
+        };
+        self.broadcast(&changes, NO_WRITER);
+        let prune = server::gc_prune(&older_than);
+        self.fanout.publish(|_| vec![prune.clone()]);
     }
 
     fn may_write(&self, principal: &Principal, op: &ClientOp) -> bool {

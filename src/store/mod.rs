@@ -221,6 +221,66 @@ impl Store {
         self.lww_map(map_name).ok().map(|map| map.sync_bucket(path))
     }
 
+    /// Garbage collection of every map (PROTOCOL.md §10): records whose TTL ran out
+    /// become tombstones (LWW) or tombstoned tags (OR), then tombstones older than
+    /// `older_than` are forgotten. Returns the expiries, to broadcast like writes.
+    pub fn collect_garbage(&mut self, older_than: &Timestamp) -> Vec<Change> {
+        let now = now_millis();
+        let node_id = self.hlc.node_id().to_owned();
+        let mut changes = Vec::new();
+        for (name, map) in &mut self.maps {
+            let event = |key: String, event_type, record, or_tag| Event {
+                map_name: name.clone(),
+                key,
+                event_type,
+                record,
+                or_record: None,
+                or_tag,
+            };
+            match map {
+                Map::Lww(lww) => {
+                    // An expired record is already invisible, so the visible value
+                    // stays absent; live queries still holding the key drop it.
+                    for (key, tombstone) in lww.expire(now, &node_id) {
+                        let event = event(key, EventType::Updated, Some(tombstone), None);
+                        changes.push(Change {
+                            event,
+                            old: None,
+                            new: None,
+                        });
+                    }
+                    lww.prune(older_than);
+                }
+                Map::Or(or) => {
+                    let expired: Vec<(String, String)> = or
+                        .stored()
+                        .flat_map(|(key, records)| {
+                            records
+                                .filter(|record| record.is_expired(now))
+                                .map(move |record| (key.to_owned(), record.tag.clone()))
+                        })
+                        .collect();
+                    or.expire(now);
+                    for (key, tag) in expired {
+                        // Expired values were already invisible: the visible value
+                        // does not change, so no live query is updated.
+                        let values = or.get(&key, now);
+                        let visible = (!values.is_empty())
+                            .then(|| Value::Array(values.into_iter().cloned().collect()));
+                        let event = event(key, EventType::OrRemove, None, Some(tag));
+                        changes.push(Change {
+                            event,
+                            old: visible.clone(),
+                            new: visible,
+                        });
+                    }
+                    or.prune(older_than);
+                }
+            }
+        }
+        changes
+    }
+
     /// Feeds a received timestamp into the clock, warning when it is far ahead.
     fn observe(&mut self, timestamp: &Timestamp) {
         if let Some(drift) = self.hlc.update(timestamp) {
