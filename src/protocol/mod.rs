@@ -99,11 +99,18 @@ pub fn decode(bytes: &[u8]) -> Result<Incoming, DecodeError> {
     Ok(Incoming { kind, token, body })
 }
 
+/// Depth budget of the MessagePack decoder for one message: about 128 levels of maps
+/// and arrays (rmpv spends two units per level). Decoding, reading and dropping a
+/// value all recurse, so a hostile peer could otherwise exhaust a worker thread's
+/// stack with a few hundred kilobytes of nested arrays.
+pub const MAX_NESTING: usize = 256;
+
 /// One MessagePack map filling the whole message; JSON text starts with bytes that
-/// also read as small MessagePack integers, so anything else falls back to JSON.
+/// also read as small MessagePack integers, so anything else falls back to JSON
+/// (whose parser stops at 128 levels).
 fn read_msgpack_map(bytes: &[u8]) -> Option<rmpv::Value> {
     let mut rest = bytes;
-    let value = rmpv::decode::read_value(&mut rest).ok()?;
+    let value = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_NESTING).ok()?;
     (value.is_map() && rest.is_empty()).then_some(value)
 }
 

@@ -15,12 +15,20 @@ use crate::protocol::server;
 use crate::query::{LiveQuery, Query};
 use crate::store::Change;
 
+/// Deepest predicate tree accepted; deeper ones are answered with `ERROR 400` before
+/// anything walks them.
+pub const MAX_PREDICATE_DEPTH: usize = 32;
+
 impl Dataplane {
     /// `QUERY_SUB`: the current results, then live updates. A query id the session
     /// already uses is replaced, as a reconnecting client re-sends its ids.
     pub(super) fn query_sub(&self, request: &QuerySub, caller: &Caller<'_>) -> Vec<Bytes> {
         if let Some(denied) = self.read_denied(caller.principal, &request.map_name) {
             return vec![denied];
+        }
+        if predicate_depth(&request.query) > MAX_PREDICATE_DEPTH {
+            debug!("query predicate nested too deeply");
+            return vec![server::invalid_message()];
         }
         let query = match Query::decode(&request.query) {
             Ok(query) => query,
@@ -90,4 +98,53 @@ where
         }
     }
     messages
+}
+
+/// How deeply `query.predicate` nests through `children`, without recursion.
+fn predicate_depth(query: &Value) -> usize {
+    let field = |value: &'_ Value, name: &str| -> Option<Value> {
+        value
+            .as_map()?
+            .iter()
+            .find(|(key, _)| key.as_str() == Some(name))
+            .map(|(_, value)| value.clone())
+    };
+    let mut deepest = 0;
+    let mut pending: Vec<(Value, usize)> = field(query, "predicate")
+        .map(|predicate| vec![(predicate, 1)])
+        .unwrap_or_default();
+    while let Some((node, depth)) = pending.pop() {
+        deepest = deepest.max(depth);
+        if depth > MAX_PREDICATE_DEPTH {
+            break;
+        }
+        if let Some(Value::Array(children)) = field(&node, "children") {
+            pending.extend(children.into_iter().map(|child| (child, depth + 1)));
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> Value {
+        let mut node = Value::Map(vec![("op".into(), "eq".into())]);
+        for _ in 1..depth {
+            node = Value::Map(vec![
+                ("op".into(), "not".into()),
+                ("children".into(), Value::Array(vec![node])),
+            ]);
+        }
+        Value::Map(vec![("predicate".into(), node)])
+    }
+
+    #[test]
+    fn predicate_depth_counts_nesting_through_children() {
+        assert_eq!(predicate_depth(&Value::Map(Vec::new())), 0);
+        assert_eq!(predicate_depth(&nested(1)), 1);
+        assert_eq!(predicate_depth(&nested(5)), 5);
+        assert!(predicate_depth(&nested(500)) > MAX_PREDICATE_DEPTH);
+    }
 }
