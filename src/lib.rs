@@ -6,12 +6,10 @@
 //! - [`tls`]: key material, SSL contexts and handshakes; the only caller of OpenSSL
 //!   for TLS.
 //! - [`listener`]: the accept loop (connection cap, per-connection tasks) and the
-//!   client port (HTTP, WebSocket upgrade).
-//! - [`session`]: one client's WebSocket conversation; the hand-off to the data plane.
-//! - [`protocol`]: the client wire protocol, decoded and encoded.
 //! - [`locks`]: lock holders, fencing tokens and queues; pure logic.
 //! - [`fanout`]: broadcasts to sessions through bounded queues.
 //! - [`store`]: the maps by name; the one place their state changes.
+//! - [`storage`]: durable records of the maps (redb or PostgreSQL) behind one trait.
 //! - [`node`]: composition, start and graceful shutdown.
 //! - [`auth`]: JWT verification through OpenSSL.
 //! - [`policy`]: permission policies and field-level security; pure logic.
@@ -37,6 +35,7 @@ pub mod protocol;
 pub mod query;
 pub mod session;
 pub mod shutdown;
+pub mod storage;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
