@@ -6,6 +6,9 @@
 //! - [`tls`]: key material, SSL contexts and handshakes; the only caller of OpenSSL
 //!   for TLS.
 //! - [`listener`]: the accept loop (connection cap, per-connection tasks) and the
+//!   client port (HTTP, WebSocket upgrade).
+//! - [`session`]: one client's WebSocket conversation; the hand-off to the data plane.
+//! - [`protocol`]: the client wire protocol, decoded and encoded.
 //! - [`locks`]: lock holders, fencing tokens and queues; pure logic.
 //! - [`fanout`]: broadcasts to sessions through bounded queues.
 //! - [`store`]: the maps by name; the one place their state changes.
@@ -17,12 +20,14 @@
 //! - [`query`]: query decoding, matching, result shaping and live updates; pure logic.
 //! - [`check`]: the `check-config` report.
 //! - [`pki`]: a throwaway development PKI.
+//! - [`client`]: a Rust client library for the node, used by the `topgun` CLI.
 //! - [`shutdown`], [`telemetry`]: signals and logs.
 
 #![deny(unsafe_code)]
 
 pub mod auth;
 pub mod check;
+pub mod client;
 pub mod config;
 pub mod crdt;
 pub mod fanout;
