@@ -22,6 +22,7 @@ use crate::locks::LockTable;
 use crate::policy::{PolicyError, PolicySet};
 use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
+use crate::storage::{EmbeddedStorage, PostgresStorage, Snapshot, Storage, StorageError};
 use crate::store::Store;
 use crate::tls::{self, inspect, ListenerTls, PeerCertificates, TlsError};
 
@@ -36,6 +37,12 @@ pub enum StartError {
     Auth(#[from] KeyError),
     #[error("TOPGUN_POLICIES_PATH: {0}")]
     Policies(#[from] PolicyError),
+    #[error("{var}: opening storage: {source}; check the setting and that the store is reachable")]
+    Storage {
+        var: &'static str,
+        // Shown in the message; StorageError never contains a password.
+        source: StorageError,
+    },
     #[error("TOPGUN_HOST/TOPGUN_PORT: cannot listen on {addr}: {io}; choose a free port or another address")]
     Bind {
         addr: SocketAddr,
@@ -156,10 +163,22 @@ impl PreparedNode {
             .local_addr()
             .map_err(|io| StartError::Bind { addr: bind, io })?;
 
+        let (storage, snapshot) = open_storage(config).await?;
+        let records: usize = snapshot.lww.values().map(|map| map.len()).sum::<usize>()
+            + snapshot
+                .or
+                .values()
+                .flat_map(|keys| keys.values())
+                .map(|tags| tags.len())
+                .sum::<usize>();
+        info!(records, "storage loaded");
+
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let dataplane = Arc::new(Dataplane {
-            store: Mutex::new(Store::new(&config.node_id)),
+            store: Mutex::new(Store::restore(&config.node_id, snapshot)),
+            storage,
+            writes: tokio::sync::Mutex::new(()),
             fanout: Arc::new(Fanout::default()),
             policies: self.policies,
             locks: Mutex::new(LockTable::default()),
@@ -202,6 +221,35 @@ impl PreparedNode {
     }
 }
 
+/// PostgreSQL when `DATABASE_URL` is set, else the embedded store; and its contents.
+async fn open_storage(config: &Config) -> Result<(Box<dyn Storage>, Snapshot), StartError> {
+    let (storage, var): (Box<dyn Storage>, _) = match &config.database_url {
+        Some(url) => {
+            let storage = PostgresStorage::connect(url.expose())
+                .await
+                .map_err(|source| StartError::Storage {
+                    var: "DATABASE_URL",
+                    source,
+                })?;
+            (Box::new(storage), "DATABASE_URL")
+        }
+        None => {
+            let storage = EmbeddedStorage::open(&config.data_dir)
+                .await
+                .map_err(|source| StartError::Storage {
+                    var: "TOPGUN_DATA_DIR",
+                    source,
+                })?;
+            (Box::new(storage), "TOPGUN_DATA_DIR")
+        }
+    };
+    let snapshot = storage
+        .load()
+        .await
+        .map_err(|source| StartError::Storage { var, source })?;
+    Ok((storage, snapshot))
+}
+
 /// Hands expired locks on, once a second, until shutdown (PROTOCOL.md §11).
 async fn sweep_locks(dataplane: Arc<Dataplane>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(LOCK_SWEEP_INTERVAL);
@@ -224,7 +272,7 @@ async fn collect_garbage(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tick.tick() => dataplane.collect_garbage(),
+            _ = tick.tick() => dataplane.collect_garbage().await,
         }
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use common::TestNode;
 use common::{hs256_token, path, start_node, tls_vars, Pki};
-use topgun_server::node::RunningNode;
 
 const SECRET: &str = "a-long-random-cli-test-secret-0123456789";
 
@@ -20,7 +20,7 @@ const SECRET: &str = "a-long-random-cli-test-secret-0123456789";
 const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A TLS node with [`SECRET`], and its PKI.
-async fn tls_node() -> (Pki, RunningNode) {
+async fn tls_node() -> (Pki, TestNode) {
     let pki = Pki::new("cli");
     let mut vars = tls_vars(&pki.server());
     vars.push(("JWT_SECRET".into(), SECRET.into()));
@@ -37,7 +37,7 @@ fn token() -> String {
 }
 
 /// `topgun --url .. --ca .. --token .. ARGS`.
-fn command(node: &RunningNode, pki: &Pki, token: &str, args: &[&str]) -> Command {
+fn command(node: &TestNode, pki: &Pki, token: &str, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_topgun"));
     command
         .args([

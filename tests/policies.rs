@@ -15,7 +15,7 @@ const POLICIES: &str = r#"[
   {"role": "USER", "mapNamePattern": "public", "actions": ["READ"], "allowedFields": ["title"]}
 ]"#;
 
-async fn node_with_policies() -> (topgun_server::node::RunningNode, tempfile::NamedTempFile) {
+async fn node_with_policies() -> (common::TestNode, tempfile::NamedTempFile) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), POLICIES).unwrap();
     let node = start_node(vec![(

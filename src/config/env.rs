@@ -61,6 +61,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_AUTH_TIMEOUT_MS",
     "TOPGUN_POLICIES_PATH",
     "TOPGUN_GC_INTERVAL_MS",
+    "TOPGUN_DATA_DIR",
 ];
 
 /// The variables as strings; [`Raw::check`] parses each so that errors name the variable.
@@ -107,6 +108,7 @@ pub(super) struct Raw {
     topgun_auth_timeout_ms: Option<String>,
     topgun_policies_path: Option<String>,
     topgun_gc_interval_ms: Option<String>,
+    topgun_data_dir: Option<String>,
 }
 
 impl Raw {
@@ -256,6 +258,7 @@ impl Raw {
             },
             limits,
             database_url: self.database_url.map(Secret::new),
+            data_dir: PathBuf::from(self.topgun_data_dir.as_deref().unwrap_or("data")),
             policies: var_path("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),
             jwt_secret_is_default: self.jwt_secret.is_none(),
             jwt_secret: Secret::new(self.jwt_secret.as_deref().unwrap_or(DEFAULT_JWT_SECRET)),
@@ -311,9 +314,10 @@ impl Raw {
     }
 
     /// Variables that name files holding key material or passphrases.
-    fn path_vars(&self) -> [(&'static str, &Option<String>); 11] {
+    fn path_vars(&self) -> [(&'static str, &Option<String>); 12] {
         [
             ("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),
+            ("TOPGUN_DATA_DIR", &self.topgun_data_dir),
             ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
             ("TOPGUN_TLS_KEY_PATH", &self.topgun_tls_key_path),
             ("TOPGUN_TLS_PKCS12_PATH", &self.topgun_tls_pkcs12_path),

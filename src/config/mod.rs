@@ -225,7 +225,10 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub metrics: MetricsConfig,
     pub limits: Limits,
+    /// PostgreSQL storage (`DATABASE_URL`); when unset, the embedded store in `data_dir`.
     pub database_url: Option<Secret>,
+    /// Directory of the embedded store (`TOPGUN_DATA_DIR`, default `data`).
+    pub data_dir: PathBuf,
     pub jwt_secret: Secret,
     /// Permission policies (`TOPGUN_POLICIES_PATH`); unset means upstream's default,
     /// every USER may do everything on every map.

@@ -20,6 +20,7 @@ use crate::protocol::client::{
     TopicName, TopicPub, WithPayload,
 };
 use crate::protocol::{server, Incoming, SchemaError};
+use crate::storage::Storage;
 use crate::store::{Change, Event, Store};
 
 use super::queries;
@@ -29,11 +30,16 @@ use super::queries;
 pub const GC_AGE_MS: u64 = 2_592_000_000;
 
 /// The writer id of changes no session made (garbage collection).
-const NO_WRITER: u64 = u64::MAX;
+pub(super) const NO_WRITER: u64 = u64::MAX;
 
 /// The shared state a session's messages act on.
 pub struct Dataplane {
     pub store: Mutex<Store>,
+    /// Where acknowledged writes are kept; an `OP_ACK` follows its commit.
+    pub storage: Box<dyn Storage>,
+    /// Held from applying a write to committing it, so that storage receives writes
+    /// in the order the store applied them.
+    pub writes: tokio::sync::Mutex<()>,
     pub fanout: std::sync::Arc<Fanout>,
     pub policies: PolicySet,
     pub locks: Mutex<LockTable>,
@@ -42,15 +48,33 @@ pub struct Dataplane {
 impl Dataplane {
     /// Handles one message of `principal`'s session, subscribed to the fanout as `me`;
     /// returns the replies for that session, in order.
-    pub fn handle(&self, incoming: &Incoming, principal: &Principal, me: u64) -> Vec<Bytes> {
+    pub async fn handle(&self, incoming: &Incoming, principal: &Principal, me: u64) -> Vec<Bytes> {
         let session = Caller { principal, me };
         let replies = match incoming.kind.as_str() {
-            "OP_BATCH" => incoming
-                .parse::<WithPayload<OpBatch>>()
-                .map(|batch| self.op_batch(&batch.payload.ops, &session)),
-            "CLIENT_OP" => incoming
-                .parse::<WithPayload<ClientOp>>()
-                .map(|op| self.client_op(&op.payload, &session)),
+            "OP_BATCH" => match incoming.parse::<WithPayload<OpBatch>>() {
+                Ok(batch) => Ok(self.op_batch(&batch.payload.ops, &session).await),
+                Err(error) => Err(error),
+            },
+            "CLIENT_OP" => match incoming.parse::<WithPayload<ClientOp>>() {
+                Ok(op) => Ok(self.client_op(&op.payload, &session).await),
+                Err(error) => Err(error),
+            },
+            _ => self.handle_read(incoming, &session),
+        };
+        replies.unwrap_or_else(|SchemaError { kind }| {
+            debug!(message.type = %kind, "message fails the schema check");
+            vec![server::invalid_message()]
+        })
+    }
+
+    /// Every message but the writes.
+    fn handle_read(
+        &self,
+        incoming: &Incoming,
+        session: &Caller<'_>,
+    ) -> Result<Vec<Bytes>, SchemaError> {
+        let principal = session.principal;
+        match incoming.kind.as_str() {
             "SYNC_INIT" => incoming
                 .parse::<SyncInit>()
                 .map(|sync| self.sync_init(&sync, principal)),
@@ -59,96 +83,32 @@ impl Dataplane {
                 .map(|request| self.merkle_bucket(&request.payload, principal)),
             "QUERY_SUB" => incoming
                 .parse::<WithPayload<QuerySub>>()
-                .map(|request| self.query_sub(&request.payload, &session)),
+                .map(|request| self.query_sub(&request.payload, session)),
             "QUERY_UNSUB" => incoming
                 .parse::<WithPayload<QueryUnsub>>()
-                .map(|request| self.query_unsub(&request.payload, &session)),
+                .map(|request| self.query_unsub(&request.payload, session)),
             "TOPIC_SUB" => incoming
                 .parse::<WithPayload<TopicName>>()
-                .map(|request| self.topic_sub(&request.payload, &session)),
+                .map(|request| self.topic_sub(&request.payload, session)),
             "TOPIC_UNSUB" => incoming
                 .parse::<WithPayload<TopicName>>()
-                .map(|request| self.topic_unsub(&request.payload, &session)),
+                .map(|request| self.topic_unsub(&request.payload, session)),
             "TOPIC_PUB" => incoming
                 .parse::<WithPayload<TopicPub>>()
-                .map(|request| self.topic_pub(&request.payload, &session)),
+                .map(|request| self.topic_pub(&request.payload, session)),
             // Accepted by the schema and ignored, as upstream does.
             "SYNC_RESP_ROOT" | "SYNC_RESP_BUCKETS" | "SYNC_RESP_LEAF" => Ok(Vec::new()),
             "LOCK_REQUEST" => incoming
                 .parse::<WithPayload<LockRequest>>()
-                .map(|request| self.lock_request(&request.payload, &session)),
+                .map(|request| self.lock_request(&request.payload, session)),
             "LOCK_RELEASE" => incoming
                 .parse::<WithPayload<LockRelease>>()
-                .map(|request| self.lock_release(&request.payload, &session)),
+                .map(|request| self.lock_release(&request.payload, session)),
             // `is_valid` let only the 15 client types through; AUTH never gets here.
             other => {
                 debug!(message.type = other, "message type not expected here");
                 Ok(Vec::new())
             }
-        };
-        replies.unwrap_or_else(|SchemaError { kind }| {
-            debug!(message.type = %kind, "message fails the schema check");
-            vec![server::invalid_message()]
-        })
-    }
-
-    /// Applies every permitted op in order; `OP_ACK` names the last applied op with an
-    /// id, and `ERROR 403` counts the ops that were denied or failed.
-    fn op_batch(&self, ops: &[ClientOp], caller: &Caller<'_>) -> Vec<Bytes> {
-        let mut last_id = None;
-        let mut failed = 0;
-        let mut events = Vec::new();
-        {
-            let mut store = self.store();
-            for op in ops {
-                if !self.may_write(caller.principal, op) {
-                    failed += 1;
-                    continue;
-                }
-                match store.apply(op) {
-                    Ok(event) => {
-                        if let Some(id) = &op.id {
-                            last_id = Some(id.as_str());
-                        }
-                        events.extend(event.map(|change| stamped(&mut store, change)));
-                    }
-                    Err(error) => {
-                        debug!(%error, map = %op.map_name, "op failed");
-                        failed += 1;
-                    }
-                }
-            }
-        }
-        self.broadcast(&events, caller.me);
-
-        let mut replies = Vec::new();
-        if let Some(last_id) = last_id {
-            replies.push(server::op_ack(last_id));
-        }
-        if failed > 0 {
-            let message = format!("Partial batch failure: {failed} ops denied");
-            replies.push(server::error(403, &message));
-        }
-        replies
-    }
-
-    /// A single write: nothing back on success, `OP_REJECTED` on failure.
-    fn client_op(&self, op: &ClientOp, caller: &Caller<'_>) -> Vec<Bytes> {
-        if !self.may_write(caller.principal, op) {
-            return vec![server::op_rejected(op.id.as_deref(), "Access Denied")];
-        }
-        let result = {
-            let mut store = self.store();
-            store
-                .apply(op)
-                .map(|change| change.map(|change| stamped(&mut store, change)))
-        };
-        match result {
-            Ok(events) => {
-                self.broadcast(events.as_slice(), caller.me);
-                Vec::new()
-            }
-            Err(error) => vec![server::op_rejected(op.id.as_deref(), &error.to_string())],
         }
     }
 
@@ -178,30 +138,7 @@ impl Dataplane {
             .collect()
     }
 
-    /// One garbage-collection round (PROTOCOL.md §10, single node): expired records
-    /// are broadcast as removals, tombstones older than 30 days are forgotten, and
-    /// every session is told so with `GC_PRUNE`.
-    ///
-    /// Upstream lowers the threshold to the oldest `lastActiveHlc` of a connected
-    /// client; with the 30-day margin this node uses its own clock only.
-    pub fn collect_garbage(&self) {
-        let (changes, older_than) = {
-            let mut store = self.store();
-            let now = store.now();
-            let older_than = Timestamp::new(now.millis.saturating_sub(GC_AGE_MS), 0, now.node_id);
-            let changes: Vec<_> = store
-                .collect_garbage(&older_than)
-                .into_iter()
-                .map(|change| stamped(&mut store, change))
-                .collect();
-            (changes, older_than)
-        };
-        self.broadcast(&changes, NO_WRITER);
-        let prune = server::gc_prune(&older_than);
-        self.fanout.publish(|_| vec![prune.clone()]);
-    }
-
-    fn may_write(&self, principal: &Principal, op: &ClientOp) -> bool {
+    pub(super) fn may_write(&self, principal: &Principal, op: &ClientOp) -> bool {
         let action = Action::for_write(op.op_type.as_deref(), op.is_removal());
         let allowed = self.policies.check(principal, &op.map_name, action);
         if !allowed {
@@ -224,7 +161,7 @@ impl Dataplane {
     /// the fields each session may read; each distinct `SERVER_EVENT` view is encoded
     /// once, however many sessions share it. Unlike upstream, a session without READ
     /// access gets nothing rather than a nil value its client would take for a removal.
-    fn broadcast(&self, changes: &[(Change, Timestamp)], writer: u64) {
+    pub(super) fn broadcast(&self, changes: &[(Change, Timestamp)], writer: u64) {
         for (change, timestamp) in changes {
             let event = &change.event;
             let mut encoded: Vec<(ReadView, Bytes)> = Vec::new();
@@ -276,7 +213,7 @@ pub(super) struct Caller<'a> {
 }
 
 /// Each `SERVER_EVENT` carries a fresh timestamp of the node's clock (§3.4).
-fn stamped(store: &mut Store, change: Change) -> (Change, Timestamp) {
+pub(super) fn stamped(store: &mut Store, change: Change) -> (Change, Timestamp) {
     (change, store.now())
 }
 

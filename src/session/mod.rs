@@ -12,6 +12,7 @@ pub mod dataplane;
 mod locks;
 mod queries;
 mod topics;
+mod writes;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -139,7 +140,7 @@ where
         }
         let step = match (step, &principal, &broadcasts) {
             (Step::DataPlane(incoming), Some(principal), Some(me)) => {
-                Step::Replies(context.dataplane.handle(&incoming, principal, me.id))
+                Step::Replies(context.dataplane.handle(&incoming, principal, me.id).await)
             }
             (step, _, _) => step,
         };

@@ -15,6 +15,7 @@ use tracing::warn;
 
 use crate::crdt::{Hlc, LwwMap, LwwRecord, OrMap, OrRecord, SyncReply, Timestamp};
 use crate::protocol::client::ClientOp;
+use crate::storage::{Mutation, Snapshot};
 
 /// What a write changed, as `SERVER_EVENT.payload` and `CLUSTER_EVENT` carry it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,13 +32,23 @@ pub struct Event {
     pub or_tag: Option<String>,
 }
 
-/// An applied op: what to broadcast, and the key's visible value before and after
-/// (an OR map's value is the array of its live values; `None` when absent).
+/// An applied op: what to broadcast, the key's visible value before and after (an OR
+/// map's value is the array of its live values; `None` when absent), and what to
+/// write to durable storage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub event: Event,
     pub old: Option<Value>,
     pub new: Option<Value>,
+    pub mutations: Vec<Mutation>,
+}
+
+/// What a garbage-collection round changed: expiries to broadcast, and every write
+/// (expiries and pruned tombstones) to make durable.
+#[derive(Debug, Default)]
+pub struct Garbage {
+    pub expired: Vec<Change>,
+    pub mutations: Vec<Mutation>,
 }
 
 /// `EventPayload.eventType`.
@@ -115,6 +126,47 @@ impl Store {
         }
     }
 
+    /// A store holding what durable storage loaded. Tombstoned tags are applied before
+    /// the records, so that a record whose tag was removed stays removed.
+    pub fn restore(node_id: &str, snapshot: Snapshot) -> Self {
+        let mut store = Store::new(node_id);
+        for (name, records) in snapshot.lww {
+            let mut map = LwwMap::new();
+            for (key, record) in records {
+                store.observe(&record.timestamp);
+                map.merge(&key, record);
+            }
+            store.maps.insert(name, Map::Lww(map));
+        }
+        for (name, tags) in snapshot.or_tombstones {
+            let Map::Or(map) = store
+                .maps
+                .entry(name)
+                .or_insert_with(|| Map::Or(OrMap::new()))
+            else {
+                continue;
+            };
+            for tag in tags {
+                map.apply_tombstone(&tag);
+            }
+        }
+        for (name, keys) in snapshot.or {
+            let entry = store
+                .maps
+                .entry(name)
+                .or_insert_with(|| Map::Or(OrMap::new()));
+            let Map::Or(map) = entry else {
+                continue;
+            };
+            for (key, records) in keys {
+                for record in records.into_values() {
+                    map.apply(&key, record);
+                }
+            }
+        }
+        store
+    }
+
     /// A fresh timestamp of this node's clock.
     pub fn now(&mut self) -> Timestamp {
         self.hlc.now()
@@ -126,11 +178,16 @@ impl Store {
     pub fn apply(&mut self, op: &ClientOp) -> Result<Option<Change>, OpError> {
         let now = now_millis();
         let old = self.visible(&op.map_name, &op.key, now);
-        let Some(event) = self.apply_op(op)? else {
+        let Some((event, mutations)) = self.apply_op(op)? else {
             return Ok(None);
         };
         let new = self.visible(&op.map_name, &op.key, now);
-        Ok(Some(Change { event, old, new }))
+        Ok(Some(Change {
+            event,
+            old,
+            new,
+            mutations,
+        }))
     }
 
     /// Every visible entry of a map, for queries; an unknown map is empty. Entries come
@@ -158,7 +215,8 @@ impl Store {
         self.maps.get(map_name)?.visible(key, now_ms)
     }
 
-    fn apply_op(&mut self, op: &ClientOp) -> Result<Option<Event>, OpError> {
+    fn apply_op(&mut self, op: &ClientOp) -> Result<Option<(Event, Vec<Mutation>)>, OpError> {
+        let map = op.map_name.clone();
         let event = |event_type, record, or_record, or_tag| Event {
             map_name: op.map_name.clone(),
             key: op.key.clone(),
@@ -175,19 +233,37 @@ impl Store {
                     op: "OR_ADD",
                 })?;
                 self.observe(&record.timestamp);
-                let map = self.or_map(&op.map_name)?;
-                let changed = map.apply(&op.key, record.clone());
-                Ok(changed.then(|| event(EventType::OrAdd, None, Some(record), None)))
+                let changed = self.or_map(&op.map_name)?.apply(&op.key, record.clone());
+                let put = Mutation::PutOr {
+                    map,
+                    key: op.key.clone(),
+                    record: record.clone(),
+                };
+                Ok(changed.then(|| (event(EventType::OrAdd, None, Some(record), None), vec![put])))
             }
             Some("OR_REMOVE") => {
                 let tag = op.or_tag.clone().ok_or(OpError::Missing {
                     field: "orTag",
                     op: "OR_REMOVE",
                 })?;
-                let map = self.or_map(&op.map_name)?;
-                let already = map.is_tombstoned(&tag);
-                map.apply_tombstone(&tag);
-                Ok((!already).then(|| event(EventType::OrRemove, None, None, Some(tag))))
+                let or = self.or_map(&op.map_name)?;
+                if or.is_tombstoned(&tag) {
+                    return Ok(None);
+                }
+                let holders = or.apply_tombstone(&tag);
+                let mut mutations = vec![Mutation::TombstoneOr {
+                    map: map.clone(),
+                    tag: tag.clone(),
+                }];
+                mutations.extend(holders.into_iter().map(|key| Mutation::DeleteOr {
+                    map: map.clone(),
+                    key,
+                    tag: tag.clone(),
+                }));
+                Ok(Some((
+                    event(EventType::OrRemove, None, None, Some(tag)),
+                    mutations,
+                )))
             }
             _ => {
                 let record = op.record.clone().ok_or(OpError::Missing {
@@ -195,9 +271,18 @@ impl Store {
                     op: "LWW",
                 })?;
                 self.observe(&record.timestamp);
-                let map = self.lww_map(&op.map_name)?;
-                let changed = map.merge(&op.key, record.clone());
-                Ok(changed.then(|| event(EventType::Updated, Some(record), None, None)))
+                let changed = self.lww_map(&op.map_name)?.merge(&op.key, record.clone());
+                let put = Mutation::PutLww {
+                    map,
+                    key: op.key.clone(),
+                    record: record.clone(),
+                };
+                Ok(changed.then(|| {
+                    (
+                        event(EventType::Updated, Some(record), None, None),
+                        vec![put],
+                    )
+                }))
             }
         }
     }
@@ -223,33 +308,37 @@ impl Store {
 
     /// Garbage collection of every map (PROTOCOL.md §10): records whose TTL ran out
     /// become tombstones (LWW) or tombstoned tags (OR), then tombstones older than
-    /// `older_than` are forgotten. Returns the expiries, to broadcast like writes.
-    pub fn collect_garbage(&mut self, older_than: &Timestamp) -> Vec<Change> {
+    /// `older_than` are forgotten.
+    pub fn collect_garbage(&mut self, older_than: &Timestamp) -> Garbage {
         let now = now_millis();
         let node_id = self.hlc.node_id().to_owned();
-        let mut changes = Vec::new();
+        let mut garbage = Garbage::default();
         for (name, map) in &mut self.maps {
-            let event = |key: String, event_type, record, or_tag| Event {
-                map_name: name.clone(),
-                key,
-                event_type,
-                record,
-                or_record: None,
-                or_tag,
-            };
             match map {
                 Map::Lww(lww) => {
                     // An expired record is already invisible, so the visible value
                     // stays absent; live queries still holding the key drop it.
                     for (key, tombstone) in lww.expire(now, &node_id) {
-                        let event = event(key, EventType::Updated, Some(tombstone), None);
-                        changes.push(Change {
-                            event,
+                        let put = Mutation::PutLww {
+                            map: name.clone(),
+                            key: key.clone(),
+                            record: tombstone.clone(),
+                        };
+                        garbage.mutations.push(put.clone());
+                        garbage.expired.push(Change {
+                            event: event_for(name, key, EventType::Updated, Some(tombstone), None),
                             old: None,
                             new: None,
+                            mutations: vec![put],
                         });
                     }
-                    lww.prune(older_than);
+                    let pruned = lww.prune(older_than);
+                    garbage
+                        .mutations
+                        .extend(pruned.into_iter().map(|key| Mutation::DeleteLww {
+                            map: name.clone(),
+                            key,
+                        }));
                 }
                 Map::Or(or) => {
                     let expired: Vec<(String, String)> = or
@@ -262,23 +351,41 @@ impl Store {
                         .collect();
                     or.expire(now);
                     for (key, tag) in expired {
+                        let mutations = vec![
+                            Mutation::TombstoneOr {
+                                map: name.clone(),
+                                tag: tag.clone(),
+                            },
+                            Mutation::DeleteOr {
+                                map: name.clone(),
+                                key: key.clone(),
+                                tag: tag.clone(),
+                            },
+                        ];
+                        garbage.mutations.extend(mutations.iter().cloned());
                         // Expired values were already invisible: the visible value
                         // does not change, so no live query is updated.
                         let values = or.get(&key, now);
                         let visible = (!values.is_empty())
                             .then(|| Value::Array(values.into_iter().cloned().collect()));
-                        let event = event(key, EventType::OrRemove, None, Some(tag));
-                        changes.push(Change {
-                            event,
+                        garbage.expired.push(Change {
+                            event: event_for(name, key, EventType::OrRemove, None, Some(tag)),
                             old: visible.clone(),
                             new: visible,
+                            mutations,
                         });
                     }
-                    or.prune(older_than);
+                    let pruned = or.prune(older_than);
+                    garbage.mutations.extend(pruned.into_iter().map(|tag| {
+                        Mutation::DeleteOrTombstone {
+                            map: name.clone(),
+                            tag,
+                        }
+                    }));
                 }
             }
         }
-        changes
+        garbage
     }
 
     /// Feeds a received timestamp into the clock, warning when it is far ahead.
@@ -320,6 +427,23 @@ impl Store {
                 requested: "OR",
             }),
         }
+    }
+}
+
+fn event_for(
+    map: &str,
+    key: String,
+    event_type: EventType,
+    record: Option<LwwRecord>,
+    or_tag: Option<String>,
+) -> Event {
+    Event {
+        map_name: map.to_owned(),
+        key,
+        event_type,
+        record,
+        or_record: None,
+        or_tag,
     }
 }
 

@@ -89,15 +89,35 @@ pub fn path(p: &Path) -> String {
 }
 
 /// Starts a node on 127.0.0.1 with a free port and the given extra variables.
-pub async fn start_node(vars: Vec<(String, String)>) -> RunningNode {
+/// Its embedded store lives in a temporary directory removed with the node.
+pub async fn start_node(vars: Vec<(String, String)>) -> TestNode {
+    let data = tempfile::tempdir().unwrap();
     let mut all = vec![
         ("TOPGUN_HOST".to_owned(), "127.0.0.1".to_owned()),
         ("TOPGUN_PORT".to_owned(), "0".to_owned()),
+        ("TOPGUN_DATA_DIR".to_owned(), path(data.path())),
     ];
     all.extend(vars);
     let config = config::from_vars(all).expect("test configuration is valid");
     let prepared = node::prepare(config).expect("test key material loads");
-    prepared.start().await.expect("node starts")
+    let node = prepared.start().await.expect("node starts");
+    TestNode { node, _data: data }
+}
+
+/// A node started in-process, with the temporary directory of its store.
+pub struct TestNode {
+    node: RunningNode,
+    _data: TempDir,
+}
+
+impl TestNode {
+    pub fn client_addr(&self) -> SocketAddr {
+        self.node.client_addr()
+    }
+
+    pub async fn shutdown(self, drain: std::time::Duration) -> bool {
+        self.node.shutdown(drain).await
+    }
 }
 
 /// A client connector trusting `ca`, limited to `max` when given.
@@ -202,14 +222,24 @@ pub struct NodeProcess {
     pub addr: SocketAddr,
     /// The log events printed up to and including "client listener ready".
     pub startup_log: Vec<serde_json::Value>,
+    _data: Option<TempDir>,
 }
 
 impl NodeProcess {
     /// Starts the binary with exactly `vars` (plus host, port 0 and JSON logs) and waits
     /// for it to report its address.
     pub fn start(vars: &[(String, String)]) -> NodeProcess {
+        let data = tempfile::tempdir().unwrap();
+        let mut process = Self::start_in(data.path(), vars);
+        process._data = Some(data);
+        process
+    }
+
+    /// Like [`NodeProcess::start`], keeping the embedded store in `data_dir`.
+    pub fn start_in(data_dir: &Path, vars: &[(String, String)]) -> NodeProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_topgun-server"))
             .env_clear()
+            .env("TOPGUN_DATA_DIR", data_dir)
             .env("TOPGUN_HOST", "127.0.0.1")
             .env("TOPGUN_PORT", "0")
             .env("TOPGUN_LOG_FORMAT", "json")
@@ -236,6 +266,7 @@ impl NodeProcess {
             child,
             addr,
             startup_log,
+            _data: None,
         }
     }
 
@@ -250,8 +281,17 @@ impl NodeProcess {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    /// Sends SIGKILL: the process gets no chance to flush or clean up.
+    pub fn kill_hard(&self) {
+        self.signal("-KILL");
+    }
+
+    fn signal(&self, signal: &str) {
         let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(killed.success());
