@@ -173,3 +173,48 @@ async fn a_batch_without_ops_fails_the_schema_check_and_the_session_goes_on() {
     assert_eq!(error["payload"]["code"], 400);
     assert_eq!(root["payload"]["rootHash"], 0);
 }
+
+#[tokio::test]
+async fn or_adds_and_removes_are_broadcast_with_their_tags() {
+    let node = start_node(Vec::new()).await;
+    let mut writer = authenticated(node.client_addr()).await;
+    let mut reader = authenticated(node.client_addr()).await;
+    let timestamp = json!({"millis": 5, "counter": 0, "nodeId": "c"});
+    let add = json!({"mapName": "tags", "opType": "OR_ADD", "key": "k", "id": "1",
+        "orRecord": {"value": "red", "timestamp": timestamp, "tag": "5:0:c"}});
+    let remove =
+        json!({"mapName": "tags", "opType": "OR_REMOVE", "key": "k", "id": "2", "orTag": "5:0:c"});
+
+    send(
+        &mut writer,
+        json!({"type": "OP_BATCH", "payload": {"ops": [add, remove]}}),
+    )
+    .await;
+    let added = next_json(&mut reader).await;
+    let removed = next_json(&mut reader).await;
+
+    assert_eq!(next_json(&mut writer).await["payload"]["lastId"], "2");
+    assert_eq!(added["payload"]["eventType"], "OR_ADD");
+    assert_eq!(added["payload"]["orRecord"]["value"], "red");
+    assert_eq!(removed["payload"]["eventType"], "OR_REMOVE");
+    assert_eq!(removed["payload"]["orTag"], "5:0:c");
+}
+
+/// `SYNC_RESP_*` from a client are accepted and ignored; `TOPIC_UNSUB` gets no reply.
+#[tokio::test]
+async fn messages_upstream_ignores_get_no_reply_and_keep_the_session() {
+    let node = start_node(Vec::new()).await;
+    let mut ws = authenticated(node.client_addr()).await;
+
+    for kind in ["SYNC_RESP_ROOT", "SYNC_RESP_BUCKETS", "SYNC_RESP_LEAF"] {
+        send(&mut ws, json!({"type": kind, "payload": {}})).await;
+    }
+    send(
+        &mut ws,
+        json!({"type": "TOPIC_UNSUB", "payload": {"topic": "t"}}),
+    )
+    .await;
+    send(&mut ws, json!({"type": "SYNC_INIT", "mapName": "probe"})).await;
+
+    assert_eq!(next_json(&mut ws).await["type"], "SYNC_RESP_ROOT");
+}

@@ -457,3 +457,23 @@ pub async fn wss_session(addr: SocketAddr, ca: &Path) -> TlsWsClient {
 }
 
 pub type TlsWsClient = tokio_tungstenite::WebSocketStream<SslStream<TcpStream>>;
+
+/// One masked client frame (RFC 6455 §5.2), for tests that split or cut messages.
+pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![if fin { 0x80 | opcode } else { opcode }];
+    match payload.len() {
+        len if len < 126 => frame.push(0x80 | len as u8),
+        len if len <= usize::from(u16::MAX) => {
+            frame.push(0x80 | 126);
+            frame.extend((len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(0x80 | 127);
+            frame.extend((len as u64).to_be_bytes());
+        }
+    }
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    frame.extend(mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
