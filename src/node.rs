@@ -37,10 +37,11 @@ pub enum StartError {
     Auth(#[from] KeyError),
     #[error("TOPGUN_POLICIES_PATH: {0}")]
     Policies(#[from] PolicyError),
-    #[error("{var}: opening storage: {source}; check the setting and that the store is reachable")]
+    /// The storage error is chained as the source; it never contains a password.
+    #[error("{var}: cannot open storage; check the setting and that the store is reachable")]
     Storage {
         var: &'static str,
-        // Shown in the message; StorageError never contains a password.
+        #[source]
         source: StorageError,
     },
     #[error("TOPGUN_HOST/TOPGUN_PORT: cannot listen on {addr}: {io}; choose a free port or another address")]
@@ -154,15 +155,7 @@ impl PreparedNode {
     /// Binds the listeners and starts serving.
     pub async fn start(self) -> Result<RunningNode, StartError> {
         let config = &self.config;
-        let bind = config.client.bind;
-        let tcp = TcpListener::bind(bind)
-            .await
-            .map_err(|io| StartError::Bind { addr: bind, io })?;
-        let listener = Listener::new("client", tcp, config.limits.max_connections);
-        let client_addr = listener
-            .local_addr()
-            .map_err(|io| StartError::Bind { addr: bind, io })?;
-
+        // Storage first: a store that cannot be opened stops the node before it binds.
         let (storage, snapshot) = open_storage(config).await?;
         let records: usize = snapshot.lww.values().map(|map| map.len()).sum::<usize>()
             + snapshot
@@ -172,6 +165,15 @@ impl PreparedNode {
                 .map(|tags| tags.len())
                 .sum::<usize>();
         info!(records, "storage loaded");
+
+        let bind = config.client.bind;
+        let tcp = TcpListener::bind(bind)
+            .await
+            .map_err(|io| StartError::Bind { addr: bind, io })?;
+        let listener = Listener::new("client", tcp, config.limits.max_connections);
+        let client_addr = listener
+            .local_addr()
+            .map_err(|io| StartError::Bind { addr: bind, io })?;
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();

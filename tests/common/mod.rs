@@ -175,8 +175,12 @@ const DEADLINE: Duration = Duration::from_secs(20);
 /// terminal; kills it and fails the test if it has not exited within [`DEADLINE`]
 /// (a node waiting on a passphrase prompt would hang a pod).
 pub fn run_binary(args: &[&str], vars: &[(String, String)]) -> Output {
+    // A temporary working directory, so that a node that gets as far as opening its
+    // default store (`data/`) does not write into the repository.
+    let cwd = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_topgun-server"))
         .args(args)
+        .current_dir(cwd.path())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .envs(vars.iter().map(|(k, v)| (k, v)))
