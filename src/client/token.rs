@@ -40,8 +40,9 @@ impl TokenClaims {
     }
 }
 
-/// A compact JWS (`header.claims.signature`) over `claims`, HS256 with `secret`.
-pub fn mint_hs256(secret: &[u8], claims: &TokenClaims) -> Result<String, ClientError> {
+/// A compact JWS (`header.claims.signature`) over `claims` (usually [`TokenClaims`],
+/// any serializable claim set in tests), HS256 with `secret`.
+pub fn mint_hs256<C: Serialize>(secret: &[u8], claims: &C) -> Result<String, ClientError> {
     let claims = serde_json::to_vec(claims).map_err(ClientError::TokenClaims)?;
     let signing_input = format!(
         "{}.{}",

@@ -5,13 +5,12 @@
 
 use std::cell::OnceCell;
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tracing::debug;
 
 use crate::auth::Principal;
-use crate::crdt::Timestamp;
+use crate::crdt::{SystemClock, Timestamp, WallClock};
 use crate::fanout::Fanout;
 use crate::locks::LockTable;
 use crate::policy::{Action, PolicySet, ReadView};
@@ -117,7 +116,7 @@ impl Dataplane {
             return vec![denied];
         }
         let last = sync.last_sync_timestamp.unwrap_or(0.0);
-        if last > 0.0 && now_millis() - last > GC_AGE_MS as f64 {
+        if last > 0.0 && SystemClock.now_millis() as f64 - last > GC_AGE_MS as f64 {
             return vec![server::sync_reset_required(&sync.map_name)];
         }
         match self.store().sync_root(&sync.map_name) {
@@ -227,10 +226,4 @@ fn filtered(event: &Event, view: &ReadView) -> Event {
         record.value = view.filter(&record.value);
     }
     event
-}
-
-fn now_millis() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |since| since.as_millis() as f64)
 }

@@ -146,11 +146,6 @@ where
         };
         match step {
             Step::Continue | Step::DataPlane(_) => {}
-            Step::Reply(bytes) => {
-                if send(&mut ws, bytes).await.is_err() {
-                    return;
-                }
-            }
             Step::Replies(replies) => {
                 for bytes in replies {
                     if send(&mut ws, bytes).await.is_err() {
@@ -187,7 +182,6 @@ impl Drop for Departure {
 /// What a session does after one message.
 enum Step {
     Continue,
-    Reply(Bytes),
     Replies(Vec<Bytes>),
     ReplyAndClose(Bytes, Close),
     Close(Close),
@@ -203,7 +197,7 @@ fn on_message(
 ) -> Step {
     if !incoming.is_valid() {
         debug!(message.type = %incoming.kind, "message fails the schema check");
-        return Step::Reply(server::invalid_message());
+        return Step::Replies(vec![server::invalid_message()]);
     }
 
     match (&*principal, incoming.token.as_deref()) {
@@ -214,7 +208,7 @@ fn on_message(
                 Ok(verified) => {
                     debug!(user.id = verified.user_id.as_deref(), "authenticated");
                     *principal = Some(Arc::new(verified));
-                    Step::Reply(server::auth_ack())
+                    Step::Replies(vec![server::auth_ack()])
                 }
                 Err(error) => {
                     debug!(%error, "token refused");

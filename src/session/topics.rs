@@ -2,11 +2,10 @@
 //! the reference server's name rules, per-session limit and permissions on
 //! `topic:<name>`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 
 use super::dataplane::{Caller, Dataplane};
+use crate::crdt::{SystemClock, WallClock};
 use crate::policy::{topic_resource, Action};
 use crate::protocol::client::{TopicName, TopicPub};
 use crate::protocol::server;
@@ -54,7 +53,7 @@ impl Dataplane {
             &request.topic,
             &request.data,
             &caller.me.to_string(),
-            now_millis(),
+            SystemClock.now_millis(),
         );
         self.fanout.publish(|recipient| {
             if recipient.id == caller.me || !recipient.topics.contains(&request.topic) {
@@ -88,12 +87,6 @@ fn valid_topic(topic: &str) -> bool {
         && topic
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b))
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as u64)
 }
 
 #[cfg(test)]

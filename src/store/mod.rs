@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rmpv::Value;
 use serde::Serialize;
 use tracing::warn;
 
-use crate::crdt::{Hlc, LwwMap, LwwRecord, OrMap, OrRecord, SyncReply, Timestamp};
+use crate::crdt::{
+    Hlc, LwwMap, LwwRecord, OrMap, OrRecord, SyncReply, SystemClock, Timestamp, WallClock,
+};
 use crate::protocol::client::ClientOp;
 use crate::storage::{Mutation, Snapshot};
 
@@ -176,7 +176,7 @@ impl Store {
     /// nothing (an LWW record older than the one held, an already tombstoned tag):
     /// upstream broadcasts those too, and every receiver discards them.
     pub fn apply(&mut self, op: &ClientOp) -> Result<Option<Change>, OpError> {
-        let now = now_millis();
+        let now = SystemClock.now_millis();
         let old = self.visible(&op.map_name, &op.key, now);
         let Some((event, mutations)) = self.apply_op(op)? else {
             return Ok(None);
@@ -194,7 +194,7 @@ impl Store {
     /// in key order (upstream uses insertion order, which only matters for unsorted
     /// queries with `offset`/`limit`).
     pub fn entries(&self, map_name: &str) -> Vec<(String, Value)> {
-        let now = now_millis();
+        let now = SystemClock.now_millis();
         match self.maps.get(map_name) {
             None => Vec::new(),
             Some(Map::Lww(map)) => map
@@ -310,7 +310,7 @@ impl Store {
     /// become tombstones (LWW) or tombstoned tags (OR), then tombstones older than
     /// `older_than` are forgotten.
     pub fn collect_garbage(&mut self, older_than: &Timestamp) -> Garbage {
-        let now = now_millis();
+        let now = SystemClock.now_millis();
         let node_id = self.hlc.node_id().to_owned();
         let mut garbage = Garbage::default();
         for (name, map) in &mut self.maps {
@@ -445,14 +445,6 @@ fn event_for(
         or_record: None,
         or_tag,
     }
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 #[cfg(test)]

@@ -119,7 +119,8 @@ fn ip_text(bytes: &[u8]) -> Option<String> {
     }
 }
 
-fn key_description(key: &PKeyRef<Private>) -> String {
+/// Algorithm and size of a key, e.g. `EC P-256` or `RSA 2048`.
+pub fn key_description(key: &PKeyRef<Private>) -> String {
     match key.id() {
         Id::RSA => format!("RSA {}", key.bits()),
         Id::EC => {

@@ -87,7 +87,7 @@ fn self_test(
     if peers == PeerCertificates::Required {
         return Ok(());
     }
-    let key = inspect::summarize(identity).key;
+    let key = inspect::key_description(&identity.key);
     if tls.profile.min_version == MinVersion::Tls12 {
         selftest::handshake(acceptor, SslVersion::TLS1_2).map_err(|reason| TlsError::Unusable {
             var: "TOPGUN_TLS_CIPHERS",

@@ -349,27 +349,9 @@ where
     }
 }
 
-/// A compact HS256 JWT over `claims`, signed with OpenSSL's HMAC.
+/// A compact HS256 JWT over `claims`, minted by the client library.
 pub fn hs256_token(secret: &str, claims: &serde_json::Value) -> String {
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::sign::Signer;
-
-    let encode = |bytes: &[u8]| {
-        openssl::base64::encode_block(bytes)
-            .trim_end_matches('=')
-            .replace('+', "-")
-            .replace('/', "_")
-    };
-    let signing_input = format!(
-        "{}.{}",
-        encode(br#"{"alg":"HS256","typ":"JWT"}"#),
-        encode(claims.to_string().as_bytes())
-    );
-    let key = PKey::hmac(secret.as_bytes()).unwrap();
-    let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
-    signer.update(signing_input.as_bytes()).unwrap();
-    format!("{signing_input}.{}", encode(&signer.sign_to_vec().unwrap()))
+    topgun_server::client::mint_hs256(secret.as_bytes(), claims).unwrap()
 }
 
 /// Encodes `value` as the node expects a client message: one named MessagePack map.
