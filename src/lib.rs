@@ -7,6 +7,7 @@
 //!   for TLS.
 //! - [`listener`]: the accept loop (connection cap, per-connection tasks) and the
 //!   client port (HTTP, WebSocket upgrade).
+//! - [`cluster`]: peer links, membership, partitions and replication between nodes.
 //! - [`session`]: one client's WebSocket conversation; the hand-off to the data plane.
 //! - [`protocol`]: the client wire protocol, decoded and encoded.
 //! - [`locks`]: lock holders, fencing tokens and queues; pure logic.
@@ -28,6 +29,7 @@
 pub mod auth;
 pub mod check;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod crdt;
 pub mod fanout;

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::auth::{KeyError, Verifier, MIN_HS256_SECRET_LEN};
+use crate::cluster::{self, Cluster, Peers};
 use crate::config::{Config, ConfigError};
 use crate::fanout::Fanout;
 use crate::listener::client::{self, ClientContext};
@@ -44,6 +45,8 @@ pub enum StartError {
         #[source]
         source: StorageError,
     },
+    #[error(transparent)]
+    ClusterBind(#[from] crate::cluster::BindError),
     #[error("TOPGUN_HOST/TOPGUN_PORT: cannot listen on {addr}: {io}; choose a free port or another address")]
     Bind {
         addr: SocketAddr,
@@ -103,6 +106,8 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
 /// A node that is serving.
 pub struct RunningNode {
     client_addr: SocketAddr,
+    cluster: Option<Arc<Cluster>>,
+    cluster_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -166,6 +171,15 @@ impl PreparedNode {
                 .sum::<usize>();
         info!(records, "storage loaded");
 
+        let cluster_port = match config.cluster.enabled {
+            true => Some(cluster::bind(&config.cluster).await?),
+            false => None,
+        };
+        let peers = cluster_port.as_ref().map(|(_, bound)| {
+            let address = cluster::advertised_address(&config.cluster, *bound);
+            Arc::new(Peers::new(&config.node_id, &address))
+        });
+
         let bind = config.client.bind;
         let tcp = TcpListener::bind(bind)
             .await
@@ -178,6 +192,8 @@ impl PreparedNode {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let dataplane = Arc::new(Dataplane {
+            node_id: config.node_id.clone(),
+            cluster: peers.clone(),
             store: Mutex::new(Store::restore(&config.node_id, snapshot)),
             storage,
             writes: tokio::sync::Mutex::new(()),
@@ -202,7 +218,7 @@ impl PreparedNode {
                 verifier: Arc::new(self.verifier),
                 auth_timeout: config.limits.auth_timeout,
                 shutdown: shutdown.clone(),
-                dataplane,
+                dataplane: dataplane.clone(),
             }),
         });
 
@@ -215,8 +231,40 @@ impl PreparedNode {
             }),
         );
 
+        let mut cluster_addr = None;
+        let mut running_cluster = None;
+        if let (Some((tcp, bound)), Some(peers)) = (cluster_port, peers) {
+            let settings = cluster::Settings {
+                ping_interval: config.cluster.ping_interval,
+                peer_timeout: config.cluster.peer_timeout,
+                anti_entropy_interval: config.cluster.anti_entropy_interval,
+                handshake_timeout: config.limits.handshake_timeout,
+                max_message_size: config.limits.max_message_size,
+            };
+            info!(
+                addr = %bound,
+                advertised = %peers.address(),
+                tls = self.cluster_tls.is_some(),
+                mtls = config.cluster.mtls,
+                "cluster listener ready"
+            );
+            let start = cluster::Start {
+                peers,
+                dataplane,
+                settings,
+                acceptor: self.cluster_tls.map(|tls| tls.acceptor),
+                max_connections: config.limits.max_connections,
+                shutdown: shutdown.clone(),
+                tasks: tasks.clone(),
+            };
+            running_cluster = Some(cluster::start(&config.cluster, tcp, start));
+            cluster_addr = Some(bound);
+        }
+
         Ok(RunningNode {
             client_addr,
+            cluster: running_cluster,
+            cluster_addr,
             shutdown,
             tasks,
         })
@@ -286,6 +334,16 @@ impl RunningNode {
     /// Where the client listener is bound (useful with port 0).
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addr
+    }
+
+    /// Where the cluster listener is bound, when the cluster is enabled.
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.cluster_addr
+    }
+
+    /// The running cluster, when enabled: membership, partition table, counters.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
     }
 
     /// Stops accepting, tells every client to go (`SHUTDOWN_PENDING`, close 1001) and

@@ -55,6 +55,11 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_CLUSTER_TLS_PASSPHRASE_FILE",
     "TOPGUN_CLUSTER_MTLS",
     "TOPGUN_CLUSTER_TLS_REJECT_UNAUTHORIZED",
+    "TOPGUN_CLUSTER_ENABLED",
+    "TOPGUN_CLUSTER_ADVERTISE_HOST",
+    "TOPGUN_CLUSTER_PING_INTERVAL_MS",
+    "TOPGUN_CLUSTER_PEER_TIMEOUT_MS",
+    "TOPGUN_CLUSTER_ANTI_ENTROPY_INTERVAL_MS",
     "TOPGUN_MAX_CONNECTIONS",
     "TOPGUN_MAX_MESSAGE_SIZE",
     "TOPGUN_SHUTDOWN_TIMEOUT_MS",
@@ -102,6 +107,11 @@ pub(super) struct Raw {
     topgun_cluster_tls_passphrase_file: Option<String>,
     topgun_cluster_mtls: Option<String>,
     topgun_cluster_tls_reject_unauthorized: Option<String>,
+    topgun_cluster_enabled: Option<String>,
+    topgun_cluster_advertise_host: Option<String>,
+    topgun_cluster_ping_interval_ms: Option<String>,
+    topgun_cluster_peer_timeout_ms: Option<String>,
+    topgun_cluster_anti_entropy_interval_ms: Option<String>,
     topgun_max_connections: Option<String>,
     topgun_max_message_size: Option<String>,
     topgun_shutdown_timeout_ms: Option<String>,
@@ -227,6 +237,39 @@ impl Raw {
             self.topgun_discovery_interval.as_deref(),
             10_000,
         )?;
+        let peers = parse_peers(self.topgun_peers.as_deref())?;
+        // The cluster port is opened only when asked for: a standalone node exposes
+        // nothing that accepts writes without a token.
+        let implied =
+            !peers.is_empty() || self.topgun_discovery_service.is_some() || cluster_tls.is_some();
+        let enabled = parse_bool(
+            "TOPGUN_CLUSTER_ENABLED",
+            self.topgun_cluster_enabled.as_deref(),
+            implied,
+        )?;
+        let ping_interval = parse_millis(
+            "TOPGUN_CLUSTER_PING_INTERVAL_MS",
+            self.topgun_cluster_ping_interval_ms.as_deref(),
+            1_000,
+        )?;
+        let peer_timeout = parse_millis(
+            "TOPGUN_CLUSTER_PEER_TIMEOUT_MS",
+            self.topgun_cluster_peer_timeout_ms.as_deref(),
+            5_000,
+        )?;
+        if peer_timeout <= ping_interval {
+            return Err(ConfigError::invalid(
+                "TOPGUN_CLUSTER_PEER_TIMEOUT_MS",
+                "must be longer than TOPGUN_CLUSTER_PING_INTERVAL_MS, or live peers are dropped",
+            ));
+        }
+        let anti_entropy_interval = parse_millis(
+            "TOPGUN_CLUSTER_ANTI_ENTROPY_INTERVAL_MS",
+            self.topgun_cluster_anti_entropy_interval_ms.as_deref(),
+            10_000,
+        )?;
+        let advertise_host =
+            parse_advertise_host(self.topgun_cluster_advertise_host.as_deref(), host)?;
         let discovery = match self.topgun_discovery_service {
             Some(service) => Discovery::Kubernetes {
                 service,
@@ -250,8 +293,13 @@ impl Raw {
                     self.topgun_cluster_tls_reject_unauthorized.as_deref(),
                     true,
                 )?,
-                peers: parse_peers(self.topgun_peers.as_deref())?,
+                enabled,
+                peers,
                 discovery,
+                advertise_host,
+                ping_interval,
+                peer_timeout,
+                anti_entropy_interval,
             },
             metrics: MetricsConfig {
                 bind: SocketAddr::new(metrics_host, metrics_port),

@@ -181,9 +181,21 @@ pub struct ClusterConfig {
     pub mtls: bool,
     /// Verify peer certificates when dialling (`TOPGUN_CLUSTER_TLS_REJECT_UNAUTHORIZED`).
     pub reject_unauthorized: bool,
+    /// Whether the cluster port is served and peers dialled (`TOPGUN_CLUSTER_ENABLED`;
+    /// implied by `TOPGUN_PEERS`, `TOPGUN_DISCOVERY_SERVICE` or cluster TLS).
+    pub enabled: bool,
     /// `host:port` of peers to dial (`TOPGUN_PEERS`).
     pub peers: Vec<String>,
     pub discovery: Discovery,
+    /// The host peers dial to reach this node (`TOPGUN_CLUSTER_ADVERTISE_HOST`); `None`
+    /// means the machine's host name, used when the node listens on every address.
+    pub advertise_host: Option<String>,
+    /// How often a WebSocket ping goes to each peer.
+    pub ping_interval: Duration,
+    /// A peer that sends nothing for this long is dropped from the membership.
+    pub peer_timeout: Duration,
+    /// How often a partition's owner compares its contents with the backup.
+    pub anti_entropy_interval: Duration,
 }
 
 /// The Prometheus endpoint.

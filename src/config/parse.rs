@@ -217,3 +217,37 @@ pub(super) fn parse_peers(value: Option<&str>) -> Result<Vec<String>, ConfigErro
     }
     Ok(peers)
 }
+
+/// `TOPGUN_CLUSTER_ADVERTISE_HOST`: a host name or IP address peers can dial. Unset, a
+/// specific listening address is advertised as is; a wildcard one (`0.0.0.0`, `::`)
+/// leaves the choice to start-up, which uses the host name.
+pub(super) fn parse_advertise_host(
+    value: Option<&str>,
+    bind: IpAddr,
+) -> Result<Option<String>, ConfigError> {
+    const VAR: &str = "TOPGUN_CLUSTER_ADVERTISE_HOST";
+    let Some(value) = value.map(str::trim) else {
+        return Ok((!bind.is_unspecified()).then(|| bind.to_string()));
+    };
+    if let Ok(ip) = value.parse::<IpAddr>() {
+        if ip.is_unspecified() {
+            return Err(ConfigError::invalid(
+                VAR,
+                "a wildcard address cannot be dialled; set the pod or host address peers reach",
+            ));
+        }
+        return Ok(Some(ip.to_string()));
+    }
+    let valid_name = !value.is_empty()
+        && value.len() <= 253
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !valid_name {
+        return Err(ConfigError::invalid(
+            VAR,
+            "must be a host name or an IP address, without a port",
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}

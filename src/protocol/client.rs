@@ -3,7 +3,7 @@
 //! Every struct reads the wire shape: field names as the TypeScript client writes them,
 //! nil equal to absent, unknown fields ignored, numbers in any MessagePack encoding.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::crdt::{LwwRecord, OrRecord};
 
@@ -14,7 +14,7 @@ pub struct WithPayload<T> {
 }
 
 /// One write (`CLIENT_OP.payload`, an element of `OP_BATCH.payload.ops`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientOp {
     /// The client's op id; the stock client writes decimal strings, numbers are read too.

@@ -33,6 +33,10 @@ pub(super) const NO_WRITER: u64 = u64::MAX;
 
 /// The shared state a session's messages act on.
 pub struct Dataplane {
+    /// This node's id.
+    pub node_id: String,
+    /// The other members, when the node is part of a cluster.
+    pub cluster: Option<std::sync::Arc<crate::cluster::Peers>>,
     pub store: Mutex<Store>,
     /// Where acknowledged writes are kept; an `OP_ACK` follows its commit.
     pub storage: Box<dyn Storage>,
@@ -58,6 +62,10 @@ impl Dataplane {
                 Ok(op) => Ok(self.client_op(&op.payload, &session).await),
                 Err(error) => Err(error),
             },
+            "QUERY_SUB" => match incoming.parse::<WithPayload<QuerySub>>() {
+                Ok(request) => Ok(self.query_sub(&request.payload, &session).await),
+                Err(error) => Err(error),
+            },
             _ => self.handle_read(incoming, &session),
         };
         replies.unwrap_or_else(|SchemaError { kind }| {
@@ -80,9 +88,6 @@ impl Dataplane {
             "MERKLE_REQ_BUCKET" => incoming
                 .parse::<WithPayload<MerkleReqBucket>>()
                 .map(|request| self.merkle_bucket(&request.payload, principal)),
-            "QUERY_SUB" => incoming
-                .parse::<WithPayload<QuerySub>>()
-                .map(|request| self.query_sub(&request.payload, session)),
             "QUERY_UNSUB" => incoming
                 .parse::<WithPayload<QueryUnsub>>()
                 .map(|request| self.query_unsub(&request.payload, session)),

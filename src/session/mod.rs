@@ -11,6 +11,7 @@
 pub mod dataplane;
 mod locks;
 mod queries;
+mod replica;
 mod topics;
 mod writes;
 

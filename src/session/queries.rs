@@ -22,7 +22,7 @@ pub const MAX_PREDICATE_DEPTH: usize = 32;
 impl Dataplane {
     /// `QUERY_SUB`: the current results, then live updates. A query id the session
     /// already uses is replaced, as a reconnecting client re-sends its ids.
-    pub(super) fn query_sub(&self, request: &QuerySub, caller: &Caller<'_>) -> Vec<Bytes> {
+    pub(super) async fn query_sub(&self, request: &QuerySub, caller: &Caller<'_>) -> Vec<Bytes> {
         if let Some(denied) = self.read_denied(caller.principal, &request.map_name) {
             return vec![denied];
         }
@@ -38,7 +38,13 @@ impl Dataplane {
             }
         };
 
-        let entries = self.store().entries(&request.map_name);
+        let entries = match &self.cluster {
+            Some(peers) if peers.table().members().len() > 1 => {
+                self.cluster_entries(peers, &request.map_name, &request.query)
+                    .await
+            }
+            _ => self.store().entries(&request.map_name),
+        };
         let records = entries.iter().map(|(key, value)| (key.as_str(), value));
         let (live, results) = LiveQuery::start(query, records);
 

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::dataplane::{Caller, Dataplane};
+use crate::cluster::wire::PeerMessage;
 use crate::crdt::{SystemClock, WallClock};
 use crate::policy::{topic_resource, Action};
 use crate::protocol::client::{TopicName, TopicPub};
@@ -61,6 +62,13 @@ impl Dataplane {
             }
             vec![message.clone()]
         });
+        if let Some(peers) = &self.cluster {
+            peers.broadcast(&PeerMessage::Topic {
+                topic: request.topic.clone(),
+                data: request.data.clone(),
+                publisher: format!("{}:{}", self.node_id(), caller.me),
+            });
+        }
         Vec::new()
     }
 

@@ -11,47 +11,36 @@ use crate::crdt::Timestamp;
 use crate::protocol::client::ClientOp;
 use crate::protocol::server;
 use crate::storage::{Batch, Mutation, StorageError};
-use crate::store::Change;
+use crate::store::{Change, OpError};
 
 impl Dataplane {
     /// Applies every permitted op in order; once durable, `OP_ACK` names the last
     /// applied op with an id, and `ERROR 403` counts the ops that were denied or failed.
+    /// In a cluster each op goes to the owner of its key, and the acknowledgement waits
+    /// for every owner.
     pub(super) async fn op_batch(&self, ops: &[ClientOp], caller: &Caller<'_>) -> Vec<Bytes> {
-        let serial = self.writes.lock().await;
-        let mut last_id = None;
-        let mut failed = 0;
-        let mut changes = Vec::new();
-        {
-            let mut store = self.store();
-            for op in ops {
-                if !self.may_write(caller.principal, op) {
-                    failed += 1;
-                    continue;
-                }
-                match store.apply(op) {
-                    Ok(change) => {
-                        if let Some(id) = &op.id {
-                            last_id = Some(id.as_str());
-                        }
-                        changes.extend(change.map(|change| stamped(&mut store, change)));
-                    }
-                    Err(error) => {
-                        debug!(%error, map = %op.map_name, "op failed");
-                        failed += 1;
-                    }
-                }
-            }
-        }
-        if self.persist(mutations(&changes)).await.is_err() {
-            return vec![server::error(500, PERSIST_FAILED)];
-        }
-        drop(serial);
-        self.broadcast(&changes, caller.me);
+        let permitted: Vec<ClientOp> = ops
+            .iter()
+            .filter(|op| self.may_write(caller.principal, op))
+            .cloned()
+            .collect();
+        let denied = ops.len() - permitted.len();
+        let applied = match self.write(&permitted, caller.me).await {
+            Ok(applied) => applied,
+            Err(failure) => return vec![server::error(failure.code(), failure.message())],
+        };
 
         let mut replies = Vec::new();
+        let last_id = permitted
+            .iter()
+            .zip(&applied)
+            .filter(|(_, applied)| **applied)
+            .filter_map(|(op, _)| op.id.as_deref())
+            .next_back();
         if let Some(last_id) = last_id {
             replies.push(server::op_ack(last_id));
         }
+        let failed = denied + applied.iter().filter(|applied| !**applied).count();
         if failed > 0 {
             let message = format!("Partial batch failure: {failed} ops denied");
             replies.push(server::error(403, &message));
@@ -64,23 +53,80 @@ impl Dataplane {
         if !self.may_write(caller.principal, op) {
             return vec![server::op_rejected(op.id.as_deref(), "Access Denied")];
         }
+        let single = std::slice::from_ref(op);
+        if let Some(cluster) = &self.cluster {
+            return match self.write_routed(cluster, single, caller.me).await {
+                Ok(applied) if applied[0] => Vec::new(),
+                Ok(_) => vec![server::op_rejected(
+                    op.id.as_deref(),
+                    "Op could not be applied",
+                )],
+                Err(failure) => vec![server::op_rejected(op.id.as_deref(), failure.message())],
+            };
+        }
+        match self
+            .apply_and_commit(single, self.node_id(), caller.me)
+            .await
+        {
+            Ok(mut outcomes) => match outcomes.remove(0) {
+                Ok(()) => Vec::new(),
+                Err(error) => vec![server::op_rejected(op.id.as_deref(), &error.to_string())],
+            },
+            Err(failure) => vec![server::op_rejected(op.id.as_deref(), failure.message())],
+        }
+    }
+
+    /// Writes `ops` where they belong: here on a single node, at each key's owner in a
+    /// cluster. One flag per op: whether it was applied.
+    async fn write(&self, ops: &[ClientOp], writer: u64) -> Result<Vec<bool>, WriteFailed> {
+        match &self.cluster {
+            Some(cluster) => self.write_routed(cluster, ops, writer).await,
+            None => {
+                let outcomes = self.apply_and_commit(ops, self.node_id(), writer).await?;
+                Ok(outcomes.iter().map(Result::is_ok).collect())
+            }
+        }
+    }
+
+    /// Applies `ops` here, makes them durable, then tells this node's sessions and the
+    /// other members. `origin` and `writer` name the session that wrote, which gets no
+    /// echo. One outcome per op; `Err` when nothing could be made durable.
+    pub(crate) async fn apply_and_commit(
+        &self,
+        ops: &[ClientOp],
+        origin: &str,
+        writer: u64,
+    ) -> Result<Vec<Result<(), OpError>>, WriteFailed> {
         let serial = self.writes.lock().await;
-        let applied = {
+        let mut outcomes = Vec::with_capacity(ops.len());
+        let mut changes = Vec::new();
+        {
             let mut store = self.store();
-            store
-                .apply(op)
-                .map(|change| change.map(|change| stamped(&mut store, change)))
-        };
-        let changes: Vec<_> = match applied {
-            Ok(change) => change.into_iter().collect(),
-            Err(error) => return vec![server::op_rejected(op.id.as_deref(), &error.to_string())],
-        };
+            for op in ops {
+                match store.apply(op) {
+                    Ok(change) => {
+                        changes.extend(change.map(|change| stamped(&mut store, change)));
+                        outcomes.push(Ok(()));
+                    }
+                    Err(error) => {
+                        debug!(%error, map = %op.map_name, "op failed");
+                        outcomes.push(Err(error));
+                    }
+                }
+            }
+        }
         if self.persist(mutations(&changes)).await.is_err() {
-            return vec![server::op_rejected(op.id.as_deref(), PERSIST_FAILED)];
+            return Err(WriteFailed::NotDurable);
         }
         drop(serial);
-        self.broadcast(&changes, caller.me);
-        Vec::new()
+        let local_writer = if origin == self.node_id() {
+            writer
+        } else {
+            NO_WRITER
+        };
+        self.broadcast(&changes, local_writer);
+        self.replicate(&changes, origin, writer);
+        Ok(outcomes)
     }
 
     /// One garbage-collection round (PROTOCOL.md §10, single node): expired records
@@ -112,7 +158,7 @@ impl Dataplane {
         self.fanout.publish(|_| vec![prune.clone()]);
     }
 
-    async fn persist(&self, mutations: Vec<Mutation>) -> Result<(), StorageError> {
+    pub(super) async fn persist(&self, mutations: Vec<Mutation>) -> Result<(), StorageError> {
         if mutations.is_empty() {
             return Ok(());
         }
@@ -132,6 +178,30 @@ fn mutations(changes: &[(Change, Timestamp)]) -> Vec<Mutation> {
         .collect()
 }
 
-/// What a client is told when its write could not be made durable; the storage error
-/// itself is logged, not sent (it may name hosts and files).
-const PERSIST_FAILED: &str = "Failed to persist the write";
+/// Why writes were not acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteFailed {
+    /// Storage refused the commit (here or at the owner); the error itself is logged
+    /// where it happened, not sent (it may name hosts and files).
+    NotDurable,
+    /// The owner of a key could not be reached in time.
+    OwnerUnavailable,
+}
+
+impl WriteFailed {
+    /// The `ERROR` code a client gets.
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            WriteFailed::NotDurable => 500,
+            WriteFailed::OwnerUnavailable => 503,
+        }
+    }
+
+    /// What a client is told.
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            WriteFailed::NotDurable => "Failed to persist the write",
+            WriteFailed::OwnerUnavailable => "The owner of the key is unavailable; retry",
+        }
+    }
+}

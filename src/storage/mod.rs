@@ -49,7 +49,7 @@ pub trait Storage: Send + Sync {
 /// A store should apply OR tombstones before OR records: a record whose tag is
 /// tombstoned may still be stored if the batch that tombstoned it did not also
 /// delete it, and applying tombstones first keeps such a record dead.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     /// LWW records (tombstones included) by map, then key.
     pub lww: BTreeMap<String, BTreeMap<String, LwwRecord>>,

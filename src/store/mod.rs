@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use rmpv::Value;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::crdt::{
@@ -18,7 +18,7 @@ use crate::protocol::client::ClientOp;
 use crate::storage::{Mutation, Snapshot};
 
 /// What a write changed, as `SERVER_EVENT.payload` and `CLUSTER_EVENT` carry it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     pub map_name: String,
@@ -52,7 +52,7 @@ pub struct Garbage {
 }
 
 /// `EventPayload.eventType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventType {
     /// An LWW put or removal (a removal carries a nil value).
     #[serde(rename = "UPDATED")]
@@ -446,6 +446,9 @@ fn event_for(
         or_tag,
     }
 }
+
+mod partition;
+pub use partition::Merged;
 
 #[cfg(test)]
 mod tests;

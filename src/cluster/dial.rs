@@ -1,0 +1,141 @@
+//! Dialling a peer, and dialling it again when the link drops.
+//!
+//! One loop per address. Failures back off exponentially with jitter, capped; a link
+//! that was up is re-dialled after a short pause. An address that turns out to be this
+//! node is never dialled again, and while the peer is linked through another link (it
+//! dialled us, and that link won the tie-break) the loop only watches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{debug, warn};
+
+use super::link::{self, LinkEnd};
+use super::Cluster;
+
+/// First retry delay after a failed dial; doubles with each failure.
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+/// Longest delay between dials of an unreachable peer.
+const BACKOFF_CAP: Duration = Duration::from_secs(10);
+/// Pause before re-dialling a link that was up.
+const REDIAL_PAUSE: Duration = Duration::from_millis(200);
+/// How often a loop whose peer is linked through another link looks again.
+const LINKED_RECHECK: Duration = Duration::from_millis(500);
+
+/// Why a dial did not produce a link.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("no connection within {0:?}")]
+    Timeout(Duration),
+    #[error("TLS handshake failed ({kind})")]
+    Tls {
+        kind: &'static str,
+        #[source]
+        source: crate::tls::handshake::HandshakeError,
+    },
+    #[error("WebSocket upgrade refused: {0}")]
+    Upgrade(#[source] tokio_tungstenite::tungstenite::Error),
+}
+
+/// Keeps a link to `address` up until shutdown.
+pub async fn dial_loop(cluster: Arc<Cluster>, address: String) {
+    let mut failures: u32 = 0;
+    let mut peer_id: Option<String> = None;
+    loop {
+        if let Some(id) = &peer_id {
+            if cluster.peers.is_linked(id) {
+                if !cluster.pause(LINKED_RECHECK).await {
+                    return;
+                }
+                continue;
+            }
+        }
+        let pause = match dial_once(&cluster, &address).await {
+            Ok(LinkEnd::ToSelf) => {
+                debug!(peer.address = %address, "address is this node; not dialling it");
+                cluster.forget_self_address(&address);
+                return;
+            }
+            Ok(LinkEnd::Closed { peer } | LinkEnd::Duplicate { peer }) => {
+                peer_id = Some(peer);
+                failures = 0;
+                REDIAL_PAUSE
+            }
+            Ok(LinkEnd::NoHello) => {
+                failures += 1;
+                backoff(failures)
+            }
+            Err(error) => {
+                failures += 1;
+                let retry_in_ms = backoff(failures).as_millis() as u64;
+                if failures == 1 || failures % 10 == 0 {
+                    warn!(peer.address = %address, %error, failures, retry_in_ms, "cannot reach peer");
+                } else {
+                    debug!(peer.address = %address, %error, failures, retry_in_ms, "cannot reach peer");
+                }
+                backoff(failures)
+            }
+        };
+        if !cluster.pause(pause).await {
+            return;
+        }
+    }
+}
+
+/// One connection to `address`, run until the link ends.
+async fn dial_once(cluster: &Arc<Cluster>, address: &str) -> Result<LinkEnd, DialError> {
+    let timeout = cluster.settings.handshake_timeout;
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(address)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(error)) => return Err(DialError::Connect(error)),
+        Err(_) => return Err(DialError::Timeout(timeout)),
+    };
+    let _ = tcp.set_nodelay(true);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(cluster.settings.max_message_size))
+        .max_frame_size(Some(cluster.settings.max_message_size));
+    let url = format!("ws://{address}/");
+    let upgrade = tokio_tungstenite::client_async_with_config(url, tcp, Some(config));
+    let ws = match tokio::time::timeout(timeout, upgrade).await {
+        Ok(Ok((ws, _response))) => ws,
+        Ok(Err(error)) => return Err(DialError::Upgrade(error)),
+        Err(_) => return Err(DialError::Timeout(timeout)),
+    };
+    Ok(link::run(cluster.clone(), ws, true).await)
+}
+
+/// Delay after `failures` failed dials: exponential from [`BACKOFF_BASE`] up to
+/// [`BACKOFF_CAP`], with "equal jitter" (half fixed, half random) so that nodes
+/// restarted together do not dial in lock step.
+pub fn backoff(failures: u32) -> Duration {
+    let exponent = failures.saturating_sub(1).min(16);
+    let full = BACKOFF_BASE.saturating_mul(1 << exponent).min(BACKOFF_CAP);
+    let half = full / 2;
+    let mut random = [0u8; 4];
+    // Jitter only spreads retries; if the random source fails, no jitter is fine.
+    let _ = openssl::rand::rand_bytes(&mut random);
+    let fraction = f64::from(u32::from_le_bytes(random)) / f64::from(u32::MAX);
+    half + half.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_stays_under_the_cap() {
+        for failures in 1..40 {
+            let delay = backoff(failures);
+            let full = BACKOFF_BASE
+                .saturating_mul(1 << failures.saturating_sub(1).min(16))
+                .min(BACKOFF_CAP);
+            assert!(delay >= full / 2 && delay <= full, "{failures}: {delay:?}");
+        }
+        assert!(backoff(30) <= BACKOFF_CAP);
+        assert!(backoff(30) >= BACKOFF_CAP / 2);
+    }
+}

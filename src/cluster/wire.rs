@@ -1,0 +1,192 @@
+//! What nodes say to each other: one MessagePack map per binary WebSocket message.
+//!
+//! Each message is a [`PeerMessage`] encoded with `rmp-serde` as a map with named
+//! fields: the variant name is the single key of the outer map (`{"Forward": {...}}`).
+//! User values stay MessagePack end to end, so binary values and timestamps survive
+//! the hop, unlike upstream's JSON. Both sides send [`Hello`] first; a peer whose
+//! `protocol` differs is refused. Mixed clusters with the TypeScript server are not a
+//! goal.
+
+use bytes::Bytes;
+use rmpv::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::client::ClientOp;
+use crate::storage::Snapshot;
+use crate::store::Event;
+
+/// Version of this wire format; bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One message between nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// The first message on every link, from both sides.
+    Hello(Hello),
+    /// Writes for keys the receiver owns; answered with `Forwarded` once durable.
+    Forward {
+        request: u64,
+        /// The session that wrote, so that it gets no echo of its own write.
+        writer: u64,
+        ops: Vec<ClientOp>,
+    },
+    /// The answer to `Forward`.
+    Forwarded {
+        request: u64,
+        outcome: ForwardOutcome,
+    },
+    /// Changes the sender applied (`CLUSTER_EVENT`): holders of the key merge them,
+    /// every node tells its clients.
+    Events(Vec<Replicated>),
+    /// Runs a query over the keys the receiver owns (`CLUSTER_QUERY_EXEC`).
+    QueryExec {
+        request: u64,
+        map: String,
+        query: Value,
+    },
+    /// The matching entries of the keys the sender owns (`CLUSTER_QUERY_RESP`).
+    QueryResults {
+        request: u64,
+        entries: Vec<(String, Value)>,
+    },
+    /// Anti-entropy: the owner's digest of each partition it shares with the receiver.
+    Digests { partitions: Vec<(u16, u32)> },
+    /// Asks for the records of the partitions whose digest differs from the one given
+    /// (the asker's own); answered with `Records`.
+    SyncRequest {
+        request: u64,
+        partitions: Vec<(u16, u32)>,
+    },
+    /// Records to merge: an answer to `SyncRequest` (`request` set) or a repair push.
+    Records {
+        request: Option<u64>,
+        snapshot: Snapshot,
+    },
+    /// A topic message published on the sender (`CLUSTER_TOPIC_PUB`).
+    Topic {
+        topic: String,
+        data: Value,
+        publisher: String,
+    },
+}
+
+/// Who a node is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    pub node_id: String,
+    /// `host:port` other nodes dial to reach the sender's cluster port.
+    pub address: String,
+    /// The members the sender is linked to, so that a joining node meets all of them.
+    pub members: Vec<Member>,
+}
+
+/// A member as others can dial it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub node_id: String,
+    pub address: String,
+}
+
+/// What became of forwarded writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardOutcome {
+    /// Durable on the owner; one flag per op, false for an op the store refused.
+    Applied(Vec<bool>),
+    /// The owner could not make them durable; nothing is acknowledged.
+    NotDurable,
+}
+
+/// One applied change, as the node that applied it saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replicated {
+    pub event: Event,
+    /// The key's visible value before and after, for live queries of nodes that do not
+    /// hold the key.
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    /// The node whose client wrote, and that client's session there.
+    pub origin: String,
+    pub writer: u64,
+}
+
+impl PeerMessage {
+    /// The request id of an answer, which goes to whoever waits for it.
+    pub fn answers(&self) -> Option<u64> {
+        match self {
+            PeerMessage::Forwarded { request, .. }
+            | PeerMessage::QueryResults { request, .. }
+            | PeerMessage::Records {
+                request: Some(request),
+                ..
+            } => Some(*request),
+            _ => None,
+        }
+    }
+
+    /// The name used in logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerMessage::Hello(_) => "hello",
+            PeerMessage::Forward { .. } => "forward",
+            PeerMessage::Forwarded { .. } => "forwarded",
+            PeerMessage::Events(_) => "events",
+            PeerMessage::QueryExec { .. } => "query_exec",
+            PeerMessage::QueryResults { .. } => "query_results",
+            PeerMessage::Digests { .. } => "digests",
+            PeerMessage::SyncRequest { .. } => "sync_request",
+            PeerMessage::Records { .. } => "records",
+            PeerMessage::Topic { .. } => "topic",
+        }
+    }
+
+    /// The bytes of one WebSocket message.
+    pub fn encode(&self) -> Bytes {
+        // Every field serializes: maps have string keys and values are MessagePack.
+        Bytes::from(rmp_serde::to_vec_named(self).expect("peer messages always encode"))
+    }
+
+    /// Reads one WebSocket message.
+    pub fn decode(bytes: &[u8]) -> Result<PeerMessage, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crdt::{LwwRecord, Timestamp};
+
+    #[test]
+    fn a_forward_survives_the_round_trip_with_binary_and_timestamp_values() {
+        let value = Value::Map(vec![
+            ("bin".into(), Value::Binary(vec![0, 159, 255])),
+            ("when".into(), Value::Ext(-1, vec![0, 0, 0, 1])),
+        ]);
+        let message = PeerMessage::Forward {
+            request: 7,
+            writer: 3,
+            ops: vec![ClientOp {
+                id: Some("12".into()),
+                map_name: "m".into(),
+                key: "k".into(),
+                op_type: Some("PUT".into()),
+                record: Some(LwwRecord {
+                    value,
+                    timestamp: Timestamp::new(1, 2, "n"),
+                    ttl_ms: Some(5),
+                }),
+                or_record: None,
+                or_tag: None,
+            }],
+        };
+        assert_eq!(PeerMessage::decode(&message.encode()).unwrap(), message);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [&b""[..], b"\xc1", b"\x81\xa5Hello\x01", b"\x92\x01"] {
+            assert!(PeerMessage::decode(bytes).is_err());
+        }
+    }
+}
