@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -113,6 +115,10 @@ pub struct TestNode {
 impl TestNode {
     pub fn client_addr(&self) -> SocketAddr {
         self.node.client_addr()
+    }
+
+    pub fn cluster_addr(&self) -> Option<SocketAddr> {
+        self.node.cluster_addr()
     }
 
     pub async fn shutdown(self, drain: std::time::Duration) -> bool {
