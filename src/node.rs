@@ -200,6 +200,7 @@ impl PreparedNode {
             fanout: Arc::new(Fanout::default()),
             policies: self.policies,
             locks: Mutex::new(LockTable::default()),
+            remote_holders: Mutex::default(),
         });
         tasks.spawn(sweep_locks(dataplane.clone(), shutdown.clone()));
         tasks.spawn(collect_garbage(

@@ -389,3 +389,50 @@ async fn a_standalone_node_opens_no_cluster_port() {
     assert!(seed.cluster_addr().is_some());
     seed.shutdown(Duration::from_secs(1)).await;
 }
+
+/// PROTOCOL.md §11 across nodes: sessions on two nodes contend for a lock a third
+/// node owns; tokens, queueing and release work as on one node, and a holder's
+/// disconnect on its own node frees the lock at the owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_owned_by_another_node_is_granted_queued_and_handed_over() {
+    let (first, second, third) = three_nodes().await;
+    let name = key_owned_by("node-2", &IDS);
+    let request = |id: &str| json!({"type": "LOCK_REQUEST", "payload": {"requestId": id, "name": name, "ttl": 60000}});
+    let release = |token: u64| json!({"type": "LOCK_RELEASE", "payload": {"requestId": "rel", "name": name, "fencingToken": token}});
+    let mut a = authenticated(first.client, &json!({"sub": "a"})).await;
+    let mut b = authenticated(third.client, &json!({"sub": "b"})).await;
+    let mut c = authenticated(third.client, &json!({"sub": "c"})).await;
+
+    send(&mut a, request("ra")).await;
+    let granted_a = next_of(&mut a, "LOCK_GRANTED").await;
+    assert_eq!(
+        granted_a["payload"],
+        json!({"requestId": "ra", "name": name, "fencingToken": 1})
+    );
+    send(&mut b, request("rb")).await;
+    send(&mut c, request("rc")).await;
+    // Both requests reached the owner before the release below.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    send(&mut a, release(7)).await;
+    assert_eq!(
+        next_of(&mut a, "LOCK_RELEASED").await["payload"]["success"],
+        false
+    );
+    send(&mut a, release(1)).await;
+    assert_eq!(
+        next_of(&mut a, "LOCK_RELEASED").await["payload"]["success"],
+        true
+    );
+    let granted_b = next_of(&mut b, "LOCK_GRANTED").await;
+    assert_eq!(granted_b["payload"]["fencingToken"], 2);
+
+    // b disconnects from node-3 while holding the lock: the owner hands it to c.
+    drop(b);
+    let granted_c = next_of(&mut c, "LOCK_GRANTED").await;
+    assert_eq!(
+        granted_c["payload"],
+        json!({"requestId": "rc", "name": name, "fencingToken": 3})
+    );
+    drop(second);
+}

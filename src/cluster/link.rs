@@ -87,7 +87,7 @@ where
     match peers.register(&peer, handle) {
         Ok(Change::Joined) => {
             info!(peer.id = %peer, peer.address = %their_hello.address, "peer joined");
-            cluster.membership_changed();
+            cluster.peer_joined(&peer);
         }
         Ok(Change::Replaced) => {
             debug!(peer.id = %peer, "link to peer replaced by the preferred one")
@@ -161,8 +161,7 @@ where
     tokio::join!(writer, reader);
 
     if peers.deregister(&peer, id) {
-        warn!(peer.id = %peer, "peer left");
-        cluster.membership_changed();
+        cluster.peer_left(&peer);
     }
     LinkEnd::Closed { peer }
 }

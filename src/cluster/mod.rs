@@ -188,10 +188,17 @@ impl Cluster {
         self.own().insert(address.to_owned());
     }
 
-    /// Called when a peer joins or leaves.
-    pub fn membership_changed(&self) {
+    /// Called when a peer joins.
+    pub fn peer_joined(&self, peer: &str) {
         let members = self.peers.table().members().len();
-        info!(members, "cluster membership changed");
+        info!(peer.id = peer, members, "cluster membership changed");
+    }
+
+    /// Called when a peer leaves: locks its sessions held here are released.
+    pub fn peer_left(&self, peer: &str) {
+        let members = self.peers.table().members().len();
+        warn!(peer.id = peer, members, "peer left the cluster");
+        self.dataplane.remote_node_gone(peer);
     }
 
     /// Waits `duration`; false when the node is shutting down.
@@ -275,6 +282,30 @@ impl Cluster {
                 data,
                 publisher,
             } => dataplane.deliver_topic(&topic, &data, &publisher),
+            PeerMessage::LockRequest {
+                session,
+                request_id,
+                name,
+                ttl_ms,
+            } => dataplane.remote_lock_request(
+                peer,
+                session,
+                &request_id,
+                &name,
+                Duration::from_millis(ttl_ms),
+            ),
+            PeerMessage::LockRelease {
+                session,
+                request_id,
+                name,
+                fencing_token,
+            } => dataplane.remote_lock_release(peer, session, request_id, name, fencing_token),
+            PeerMessage::LockClientGone { session } => {
+                dataplane.remote_lock_client_gone(peer, session)
+            }
+            answer @ (PeerMessage::LockGranted { .. } | PeerMessage::LockReleased { .. }) => {
+                dataplane.lock_answer(answer)
+            }
             PeerMessage::Hello(_) => {
                 warn!(peer.id = peer, "second Hello from peer ignored");
             }

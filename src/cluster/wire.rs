@@ -62,6 +62,37 @@ pub enum PeerMessage {
         request: Option<u64>,
         snapshot: Snapshot,
     },
+    /// A session of the sender asks the receiver, the lock's owner, for a lock
+    /// (`CLUSTER_LOCK_REQ`).
+    LockRequest {
+        session: u64,
+        request_id: String,
+        name: String,
+        ttl_ms: u64,
+    },
+    /// The owner granted a lock to a session of the receiver (`CLUSTER_LOCK_GRANTED`).
+    LockGranted {
+        session: u64,
+        request_id: String,
+        name: String,
+        fencing_token: u64,
+    },
+    /// A session of the sender releases a lock the receiver owns.
+    LockRelease {
+        session: u64,
+        request_id: Option<String>,
+        name: String,
+        fencing_token: f64,
+    },
+    /// The owner's answer to `LockRelease` (`CLUSTER_LOCK_RELEASED`).
+    LockReleased {
+        session: u64,
+        request_id: Option<String>,
+        name: String,
+        success: bool,
+    },
+    /// A session of the sender disconnected (`CLUSTER_CLIENT_DISCONNECTED`).
+    LockClientGone { session: u64 },
     /// A topic message published on the sender (`CLUSTER_TOPIC_PUB`).
     Topic {
         topic: String,
@@ -136,6 +167,11 @@ impl PeerMessage {
             PeerMessage::Digests { .. } => "digests",
             PeerMessage::SyncRequest { .. } => "sync_request",
             PeerMessage::Records { .. } => "records",
+            PeerMessage::LockRequest { .. } => "lock_request",
+            PeerMessage::LockGranted { .. } => "lock_granted",
+            PeerMessage::LockRelease { .. } => "lock_release",
+            PeerMessage::LockReleased { .. } => "lock_released",
+            PeerMessage::LockClientGone { .. } => "lock_client_gone",
             PeerMessage::Topic { .. } => "topic",
         }
     }

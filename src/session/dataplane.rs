@@ -46,6 +46,8 @@ pub struct Dataplane {
     pub fanout: std::sync::Arc<Fanout>,
     pub policies: PolicySet,
     pub locks: Mutex<LockTable>,
+    /// Lock holders that are sessions of other nodes.
+    pub remote_holders: Mutex<super::locks::RemoteHolders>,
 }
 
 impl Dataplane {

@@ -9,7 +9,7 @@
 //! [`Fanout`](crate::fanout::Fanout) queue.
 
 pub mod dataplane;
-mod locks;
+pub mod locks;
 mod queries;
 mod replica;
 mod topics;
