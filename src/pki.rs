@@ -235,6 +235,8 @@ pub fn self_signed(spec: &LeafSpec) -> Result<Issued, ErrorStack> {
                 let mut builder = builder(&spec.common_name, &key, spec.valid_days.clone())?;
                 let own_name = name(&spec.common_name)?;
                 builder.set_issuer_name(&own_name)?;
+                let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
+                builder.append_extension(ski)?;
                 builder.sign(&key, MessageDigest::sha256())?;
                 builder.build()
             },
