@@ -120,7 +120,7 @@ fn write_peer_checks(out: &mut String, node: &PreparedNode) -> fmt::Result {
         Some(crls) => {
             writeln!(
                 out,
-                "  peer CRLs: {} ({} lists, {} certificates revoked)",
+                "  peer CRLs: {}; lists: {}, revoked certificates: {}",
                 crls.file,
                 crls.lists.len(),
                 crls.revoked()

@@ -9,7 +9,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use openssl::ssl::{NameType, SslAcceptor};
@@ -120,6 +120,35 @@ fn dialer_presenting(pki: &Pki, issued: &Issued) -> PeerConnector {
     let ca = vec![pki.ca.cert().clone()];
     let policy = Arc::new(PeerPolicy::new(&cluster, &ca, None).unwrap());
     PeerConnector::new(&profile(), &identity(issued), &ca, policy, true, TIMEOUT).unwrap()
+}
+
+/// Log output captured from a `tracing` subscriber.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
 }
 
 /// What each side saw of one connection.
@@ -540,9 +569,22 @@ async fn a_peer_with_a_serverauth_only_certificate_is_refused_by_the_listener() 
     spec.usages = vec![Usage::ServerAuth];
     let (_, b) = pki.write("node-b", &spec);
     let dialer = dialer(cluster_vars(&pki, &b, &[]));
+    let logs = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
 
-    let outcome = link(&listener, &dialer, "127.0.0.1").await;
+    let outcome = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        link(&listener, &dialer, "127.0.0.1").await
+    };
 
+    let logs = logs.text();
+    assert!(
+        logs.contains("WARN") && logs.contains("certificate not valid for client authentication"),
+        "{logs}"
+    );
     assert_eq!(outcome.server_kind(), "wrong_usage");
     let message = outcome.server.unwrap_err().to_string();
     assert!(
@@ -696,11 +738,80 @@ async fn a_crl_past_its_next_update_is_reported_and_still_applied() {
     let refused = link(&listener, &dialer(cluster_vars(&pki, &b, &[])), "127.0.0.1").await;
     let accepted = link(&listener, &dialer(cluster_vars(&pki, &c, &[])), "127.0.0.1").await;
 
-    assert!(report.contains("1 certificates revoked"), "{report}");
+    assert!(report.contains("revoked certificates: 1"), "{report}");
     assert!(
         report.contains("warning: CRL #1 is past its nextUpdate"),
         "{report}"
     );
     assert_eq!(refused.server_kind(), "cert_revoked");
     accepted.assert_connected();
+}
+
+/// The two command lines the README gives operators produce pins that match.
+#[tokio::test]
+async fn pins_computed_with_the_documented_openssl_commands_are_accepted() {
+    let pki = Pki::new("cluster");
+    let (_, a) = pki.write("node-a", &node_spec("node-a"));
+    let (_, b) = pki.write("node-b", &node_spec("node-b"));
+    let cert = path(&a.cert);
+    let shell = |script: String| {
+        let output = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("sh runs");
+        assert!(output.status.success(), "{script}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    };
+    let fingerprint = shell(format!(
+        "openssl x509 -in '{cert}' -noout -fingerprint -sha256"
+    ));
+    let key_pin = shell(format!(
+        "echo \"sha256//$(openssl x509 -in '{cert}' -noout -pubkey | openssl pkey -pubin -outform der \
+         | openssl dgst -sha256 -binary | openssl base64 -A)\""
+    ));
+    let listener = listener(cluster_vars(&pki, &a, &[]));
+
+    for pin in [fingerprint, key_pin] {
+        let dialer = dialer(cluster_vars(&pki, &b, &[("TOPGUN_CLUSTER_PINS", &pin)]));
+
+        link(&listener, &dialer, "127.0.0.1")
+            .await
+            .assert_connected();
+    }
+}
+
+#[test]
+fn check_config_reports_the_pins_the_allow_list_and_the_crl() {
+    let pki = Pki::new("cluster");
+    let (issued, a) = pki.write("node-a", &node_spec("node-a"));
+    let digests = Digests::of(&issued.cert).unwrap();
+    let pins = format!("{},{}", digests.certificate_pin(), digests.public_key_pin());
+    let crl = write_crl(&pki, &[], 30);
+    let vars = cluster_vars(
+        &pki,
+        &a,
+        &[
+            ("TOPGUN_CLUSTER_PINS", &pins),
+            ("TOPGUN_CLUSTER_ALLOWED_IDENTITIES", "node-a,node-b"),
+            ("TOPGUN_CLUSTER_CRL_PATH", &crl),
+        ],
+    );
+
+    let report = topgun_server::check::report(&prepare(vars).unwrap());
+
+    assert!(
+        report.contains("peer pins: 2 (1 certificate, 1 public key)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("allowed peer identities: node-a, node-b"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "peer CRLs: {crl} (TOPGUN_CLUSTER_CRL_PATH); lists: 1, revoked certificates: 0"
+        )),
+        "{report}"
+    );
+    assert!(!report.contains("nextUpdate"), "{report}");
 }
