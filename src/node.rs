@@ -128,9 +128,10 @@ impl PreparedNode {
         if config.cluster.tls.is_some() && !config.cluster.reject_unauthorized {
             warn!("TOPGUN_CLUSTER_TLS_REJECT_UNAUTHORIZED=false: peer certificates are NOT verified; use this only in development");
         }
-        let crls = self.cluster_dialer.as_ref().and_then(|d| d.policy().crls());
-        for stale in crls.map(|crls| crls.stale()).unwrap_or_default() {
-            warn!(file = %crls.map(|c| &c.file).expect("stale lists come from a file"), crl = stale.position, next_update = %stale.next_update, "cluster CRL is past its nextUpdate; its revocations still apply, but newer ones may be missing; publish a fresh CRL");
+        if let Some(crls) = self.cluster_dialer.as_ref().and_then(|d| d.policy().crls()) {
+            for stale in crls.stale() {
+                warn!(file = %crls.file, crl = stale.position, next_update = %stale.next_update, "cluster CRL is past its nextUpdate; its revocations still apply, but newer ones may be missing; publish a fresh CRL");
+            }
         }
         if config.production && config.jwt_secret_is_default {
             warn!("JWT_SECRET is not set: the public development secret is in use; set JWT_SECRET");
