@@ -6,7 +6,7 @@
 use std::fmt::{self, Write};
 use std::net::SocketAddr;
 
-use crate::config::{IdentitySource, MinVersion, TlsConfig};
+use crate::config::{IdentitySource, MinVersion, Pin, TlsConfig};
 use crate::node::{PreparedNode, EXPIRY_WARNING_DAYS};
 use crate::tls::{ciphers, inspect, ListenerTls};
 
@@ -48,6 +48,7 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
             "  verify peers when dialling: {}",
             yes_no(config.cluster.reject_unauthorized)
         )?;
+        write_peer_checks(out, node)?;
     }
 
     writeln!(
@@ -78,6 +79,60 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
             out,
             "warning: unknown variable {var} is ignored; check its spelling"
         )?;
+    }
+    Ok(())
+}
+
+/// Pins, allow-list and CRLs, which apply when dialling and, with mTLS, to inbound peers.
+fn write_peer_checks(out: &mut String, node: &PreparedNode) -> fmt::Result {
+    let cluster = &node.config.cluster;
+    let certificate_pins = cluster
+        .pins
+        .iter()
+        .filter(|pin| matches!(pin, Pin::Certificate(_)))
+        .count();
+    if cluster.pins.is_empty() {
+        writeln!(out, "  peer pins: none")?;
+    } else {
+        writeln!(
+            out,
+            "  peer pins: {} ({} certificate, {} public key)",
+            cluster.pins.len(),
+            certificate_pins,
+            cluster.pins.len() - certificate_pins
+        )?;
+    }
+    if cluster.allowed_identities.is_empty() {
+        writeln!(out, "  allowed peer identities: any")?;
+    } else {
+        writeln!(
+            out,
+            "  allowed peer identities: {}",
+            cluster.allowed_identities.join(", ")
+        )?;
+    }
+    let crls = node
+        .cluster_dialer
+        .as_ref()
+        .and_then(|dialer| dialer.policy().crls());
+    match crls {
+        None => writeln!(out, "  peer CRLs: none")?,
+        Some(crls) => {
+            writeln!(
+                out,
+                "  peer CRLs: {}; lists: {}, revoked certificates: {}",
+                crls.file,
+                crls.lists.len(),
+                crls.revoked()
+            )?;
+            for stale in crls.stale() {
+                writeln!(
+                    out,
+                    "  warning: CRL #{} is past its nextUpdate ({}); its revocations still apply, but publish a fresh one",
+                    stale.position, stale.next_update
+                )?;
+            }
+        }
     }
     Ok(())
 }

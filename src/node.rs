@@ -25,7 +25,7 @@ use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
 use crate::storage::{EmbeddedStorage, PostgresStorage, Snapshot, Storage, StorageError};
 use crate::store::Store;
-use crate::tls::{self, inspect, ListenerTls, PeerCertificates, TlsError};
+use crate::tls::{self, inspect, ListenerTls, PeerCertificates, PeerConnector, TlsError};
 
 /// Why the node could not start. Each message names the variable or file to fix.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,8 @@ pub struct PreparedNode {
     pub policies: PolicySet,
     pub client_tls: Option<ListenerTls>,
     pub cluster_tls: Option<ListenerTls>,
+    /// The TLS side of dialling peers, when cluster TLS is on.
+    pub cluster_dialer: Option<PeerConnector>,
 }
 
 /// Loads and checks all key material named by `config`.
@@ -78,14 +80,13 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
         None => None,
     };
 
-    let peers = if config.cluster.mtls {
-        PeerCertificates::Required
-    } else {
-        PeerCertificates::NotRequested
-    };
-    let cluster_tls = match &config.cluster.tls {
-        Some(settings) => Some(tls::prepare(settings, peers, b"topgun-cluster")?),
-        None => None,
+    let (cluster_tls, cluster_dialer) = match &config.cluster.tls {
+        Some(settings) => {
+            let (listener, dialer) =
+                tls::prepare_cluster(settings, &config.cluster, config.limits.handshake_timeout)?;
+            (Some(listener), Some(dialer))
+        }
+        None => (None, None),
     };
 
     let verifier = Verifier::from_secret(&config.jwt_secret)?;
@@ -100,6 +101,7 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
         policies,
         client_tls,
         cluster_tls,
+        cluster_dialer,
     })
 }
 
@@ -117,7 +119,7 @@ impl PreparedNode {
     pub fn log_warnings(&self) {
         let config = &self.config;
         for ignored in &config.ignored {
-            warn!(var = ignored.var, switch = ignored.switch, "certificate set but TLS is off for this listener; set the switch to true to use it");
+            warn!(var = ignored.var, switch = ignored.switch, "TLS setting set but TLS is off for this listener; set the switch to true to use it");
         }
         for var in &config.unknown_vars {
             warn!(var = %var, "unknown TOPGUN_ variable ignored; check its spelling");
@@ -130,6 +132,11 @@ impl PreparedNode {
         }
         if config.cluster.tls.is_some() && !config.cluster.reject_unauthorized {
             warn!("TOPGUN_CLUSTER_TLS_REJECT_UNAUTHORIZED=false: peer certificates are NOT verified; use this only in development");
+        }
+        if let Some(crls) = self.cluster_dialer.as_ref().and_then(|d| d.policy().crls()) {
+            for stale in crls.stale() {
+                warn!(file = %crls.file, crl = stale.position, next_update = %stale.next_update, "cluster CRL is past its nextUpdate; its revocations still apply, but newer ones may be missing; publish a fresh CRL");
+            }
         }
         if config.production && config.jwt_secret_is_default {
             warn!("JWT_SECRET is not set: the public development secret is in use; set JWT_SECRET");
@@ -254,6 +261,7 @@ impl PreparedNode {
                 dataplane,
                 settings,
                 acceptor: self.cluster_tls.map(|tls| tls.acceptor),
+                dialer: self.cluster_dialer,
                 max_connections: config.limits.max_connections,
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),

@@ -21,7 +21,9 @@ use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
 };
-use openssl::x509::{X509Builder, X509NameBuilder, X509};
+use openssl::x509::{
+    CrlNumber, X509Builder, X509Crl, X509CrlBuilder, X509NameBuilder, X509RevokedBuilder, X509,
+};
 
 /// Why the development PKI could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,8 @@ pub struct LeafSpec {
     pub common_name: String,
     pub dns_names: Vec<String>,
     pub ips: Vec<IpAddr>,
+    /// URI SANs, such as SPIFFE IDs (`spiffe://cluster.local/ns/db/sa/node`).
+    pub uris: Vec<String>,
     /// Empty means no extended key usage extension at all.
     pub usages: Vec<Usage>,
     pub key: KeyKind,
@@ -72,6 +76,7 @@ impl LeafSpec {
             common_name: common_name.to_owned(),
             dns_names: Vec::new(),
             ips: Vec::new(),
+            uris: Vec::new(),
             usages: vec![Usage::ServerAuth, Usage::ClientAuth],
             key: KeyKind::EcP256,
             valid_days: 0..365,
@@ -135,9 +140,14 @@ impl CertificateAuthority {
         &self.issued.cert
     }
 
-    /// Signs a leaf certificate as `spec` describes.
+    /// Signs a leaf certificate as `spec` describes, for a new key.
     pub fn issue(&self, spec: &LeafSpec) -> Result<Issued, ErrorStack> {
-        let key = generate_key(spec.key)?;
+        self.issue_for_key(spec, generate_key(spec.key)?)
+    }
+
+    /// Signs a leaf certificate as `spec` describes for an existing key, as a renewal
+    /// that keeps the key does.
+    pub fn issue_for_key(&self, spec: &LeafSpec, key: PKey<Private>) -> Result<Issued, ErrorStack> {
         let mut builder = builder(&spec.common_name, &key, spec.valid_days.clone())?;
         builder.set_issuer_name(self.issued.cert.subject_name())?;
 
@@ -158,13 +168,16 @@ impl CertificateAuthority {
             }
             builder.append_extension(extended.build()?)?;
         }
-        if !spec.dns_names.is_empty() || !spec.ips.is_empty() {
+        if !spec.dns_names.is_empty() || !spec.ips.is_empty() || !spec.uris.is_empty() {
             let mut san = SubjectAlternativeName::new();
             for dns in &spec.dns_names {
                 san.dns(dns);
             }
             for ip in &spec.ips {
                 san.ip(&ip.to_string());
+            }
+            for uri in &spec.uris {
+                san.uri(uri);
             }
             let extension = san.build(&builder.x509v3_context(Some(&self.issued.cert), None))?;
             builder.append_extension(extension)?;
@@ -183,6 +196,55 @@ impl CertificateAuthority {
             key,
         })
     }
+}
+
+impl CertificateAuthority {
+    /// A CRL signed by this CA revoking `revoked`, issued an hour ago and due for
+    /// renewal in `next_update_days` (negative: a stale list).
+    pub fn crl(&self, revoked: &[&X509], next_update_days: i64) -> Result<X509Crl, ErrorStack> {
+        let mut builder = X509CrlBuilder::new()?;
+        builder.set_issuer_name(self.issued.cert.subject_name())?;
+        let this_update = unix_days_from_now(next_update_days.min(0)) - 3_600;
+        let issued_at = Asn1Time::from_unix(this_update)?;
+        builder.set_last_update(&issued_at)?;
+        let next_update = Asn1Time::from_unix(unix_days_from_now(next_update_days))?;
+        builder.set_next_update(&next_update)?;
+        let context = X509Builder::new()?;
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&context.x509v3_context(Some(&self.issued.cert), None))?;
+        builder.append_extension(aki)?;
+        builder.append_extension(CrlNumber::new(BigNum::from_u32(1)?)?.build()?)?;
+        for cert in revoked {
+            let mut entry = X509RevokedBuilder::new()?;
+            entry.set_serial_number(cert.serial_number())?;
+            entry.set_revocation_date(&issued_at)?;
+            builder.add_revoked(entry.build())?;
+        }
+        builder.sign(&self.issued.key, MessageDigest::sha256())?;
+        builder.build()
+    }
+}
+
+/// A self-signed leaf as `spec` describes, as a peer without a CA would present.
+pub fn self_signed(spec: &LeafSpec) -> Result<Issued, ErrorStack> {
+    let key = generate_key(spec.key)?;
+    let issuer = CertificateAuthority {
+        issued: Issued {
+            cert: {
+                let mut builder = builder(&spec.common_name, &key, spec.valid_days.clone())?;
+                let own_name = name(&spec.common_name)?;
+                builder.set_issuer_name(&own_name)?;
+                let ski = SubjectKeyIdentifier::new().build(&builder.x509v3_context(None, None))?;
+                builder.append_extension(ski)?;
+                builder.sign(&key, MessageDigest::sha256())?;
+                builder.build()
+            },
+            key: key.clone(),
+        },
+    };
+    // Signed by its own key under its own name: the leaf is its own issuer.
+    issuer.issue_for_key(spec, key)
 }
 
 /// Writes the development PKI into `dir`; returns the files written.

@@ -8,12 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, warn};
 
 use super::link::{self, LinkEnd};
 use super::Cluster;
+use crate::tls::dialer::host_of;
 
 /// First retry delay after a failed dial; doubles with each failure.
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
@@ -95,11 +97,33 @@ async fn dial_once(cluster: &Arc<Cluster>, address: &str) -> Result<LinkEnd, Dia
         Err(_) => return Err(DialError::Timeout(timeout)),
     };
     let _ = tcp.set_nodelay(true);
+    match &cluster.dialer {
+        None => upgrade(cluster, format!("ws://{address}/"), tcp).await,
+        Some(dialer) => {
+            let established = dialer
+                .connect(host_of(address), tcp)
+                .await
+                .map_err(|source| DialError::Tls {
+                    kind: source.kind(),
+                    source,
+                })?;
+            let url = format!("wss://{address}/");
+            upgrade(cluster, url, established.stream).await
+        }
+    }
+}
+
+/// The WebSocket upgrade on a connected stream, then the link.
+async fn upgrade<S>(cluster: &Arc<Cluster>, url: String, stream: S) -> Result<LinkEnd, DialError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = cluster.settings.handshake_timeout;
+    let size = cluster.settings.max_message_size;
     let config = WebSocketConfig::default()
-        .max_message_size(Some(cluster.settings.max_message_size))
-        .max_frame_size(Some(cluster.settings.max_message_size));
-    let url = format!("ws://{address}/");
-    let upgrade = tokio_tungstenite::client_async_with_config(url, tcp, Some(config));
+        .max_message_size(Some(size))
+        .max_frame_size(Some(size));
+    let upgrade = tokio_tungstenite::client_async_with_config(url, stream, Some(config));
     let ws = match tokio::time::timeout(timeout, upgrade).await {
         Ok(Ok((ws, _response))) => ws,
         Ok(Err(error)) => return Err(DialError::Upgrade(error)),

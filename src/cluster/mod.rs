@@ -37,6 +37,7 @@ use tracing::{debug, info, warn};
 use crate::config::{ClusterConfig, Discovery};
 use crate::listener::{Listener, Slot};
 use crate::session::dataplane::Dataplane;
+use crate::tls::dialer::PeerConnector;
 use crate::tls::handshake;
 use partition::{partition_of, PartitionTable};
 pub use peers::Peers;
@@ -75,6 +76,8 @@ pub struct Cluster {
     pub settings: Settings,
     pub stats: Stats,
     acceptor: Option<SslAcceptor>,
+    /// Dials peers over TLS when cluster TLS is on.
+    dialer: Option<PeerConnector>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     /// Addresses with a dial loop running.
@@ -100,6 +103,7 @@ pub struct Start {
     pub dataplane: Arc<Dataplane>,
     pub settings: Settings,
     pub acceptor: Option<SslAcceptor>,
+    pub dialer: Option<PeerConnector>,
     pub max_connections: usize,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
@@ -133,6 +137,7 @@ pub fn start(config: &ClusterConfig, tcp: TcpListener, start: Start) -> Arc<Clus
         settings: start.settings,
         stats: Stats::default(),
         acceptor: start.acceptor,
+        dialer: start.dialer,
         shutdown: start.shutdown,
         tasks: start.tasks,
         dialling: Mutex::new(HashSet::new()),

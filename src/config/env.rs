@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::parse::*;
+use super::pins::parse_pins;
 use super::{
     ClientListenerConfig, ClusterConfig, Config, ConfigError, Discovery, IdentitySource, Ignored,
     Limits, LogConfig, MetricsConfig, PassphraseSource, Secret, TlsConfig, TlsProfile, VarPath,
@@ -60,6 +61,9 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_CLUSTER_PING_INTERVAL_MS",
     "TOPGUN_CLUSTER_PEER_TIMEOUT_MS",
     "TOPGUN_CLUSTER_ANTI_ENTROPY_INTERVAL_MS",
+    "TOPGUN_CLUSTER_PINS",
+    "TOPGUN_CLUSTER_ALLOWED_IDENTITIES",
+    "TOPGUN_CLUSTER_CRL_PATH",
     "TOPGUN_MAX_CONNECTIONS",
     "TOPGUN_MAX_MESSAGE_SIZE",
     "TOPGUN_SHUTDOWN_TIMEOUT_MS",
@@ -112,6 +116,9 @@ pub(super) struct Raw {
     topgun_cluster_ping_interval_ms: Option<String>,
     topgun_cluster_peer_timeout_ms: Option<String>,
     topgun_cluster_anti_entropy_interval_ms: Option<String>,
+    topgun_cluster_pins: Option<String>,
+    topgun_cluster_allowed_identities: Option<String>,
+    topgun_cluster_crl_path: Option<String>,
     topgun_max_connections: Option<String>,
     topgun_max_message_size: Option<String>,
     topgun_shutdown_timeout_ms: Option<String>,
@@ -178,6 +185,13 @@ impl Raw {
                 return Err(ConfigError::invalid(
                     "TOPGUN_CLUSTER_MTLS",
                     "mutual TLS needs a CA to verify peers; set TOPGUN_CLUSTER_TLS_CA_PATH",
+                ))
+            }
+            Some(tls) if self.topgun_cluster_crl_path.is_some() && tls.ca.is_none() => {
+                return Err(ConfigError::invalid(
+                    "TOPGUN_CLUSTER_CRL_PATH",
+                    "revocation lists are checked against the cluster CA; set \
+                     TOPGUN_CLUSTER_TLS_CA_PATH",
                 ))
             }
             _ => {}
@@ -300,6 +314,11 @@ impl Raw {
                 ping_interval,
                 peer_timeout,
                 anti_entropy_interval,
+                pins: parse_pins(self.topgun_cluster_pins.as_deref())?,
+                allowed_identities: parse_identities(
+                    self.topgun_cluster_allowed_identities.as_deref(),
+                ),
+                crl: var_path("TOPGUN_CLUSTER_CRL_PATH", &self.topgun_cluster_crl_path),
             },
             metrics: MetricsConfig {
                 bind: SocketAddr::new(metrics_host, metrics_port),
@@ -317,13 +336,13 @@ impl Raw {
         })
     }
 
-    /// TLS files named while their listener's TLS is off: most likely a forgotten
+    /// TLS settings given while their listener's TLS is off: most likely a forgotten
     /// `*_TLS_ENABLED=true`, which would leave traffic unencrypted.
     fn ignored_while_off(&self) -> Vec<Ignored> {
         let listeners = [
             (
                 ("TOPGUN_TLS_ENABLED", &self.topgun_tls_enabled),
-                [
+                vec![
                     ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
                     ("TOPGUN_TLS_PKCS12_PATH", &self.topgun_tls_pkcs12_path),
                 ],
@@ -333,7 +352,7 @@ impl Raw {
                     "TOPGUN_CLUSTER_TLS_ENABLED",
                     &self.topgun_cluster_tls_enabled,
                 ),
-                [
+                vec![
                     (
                         "TOPGUN_CLUSTER_TLS_CERT_PATH",
                         &self.topgun_cluster_tls_cert_path,
@@ -342,6 +361,12 @@ impl Raw {
                         "TOPGUN_CLUSTER_TLS_PKCS12_PATH",
                         &self.topgun_cluster_tls_pkcs12_path,
                     ),
+                    ("TOPGUN_CLUSTER_PINS", &self.topgun_cluster_pins),
+                    (
+                        "TOPGUN_CLUSTER_ALLOWED_IDENTITIES",
+                        &self.topgun_cluster_allowed_identities,
+                    ),
+                    ("TOPGUN_CLUSTER_CRL_PATH", &self.topgun_cluster_crl_path),
                 ],
             ),
         ];
@@ -362,7 +387,7 @@ impl Raw {
     }
 
     /// Variables that name files holding key material or passphrases.
-    fn path_vars(&self) -> [(&'static str, &Option<String>); 12] {
+    fn path_vars(&self) -> [(&'static str, &Option<String>); 13] {
         [
             ("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),
             ("TOPGUN_DATA_DIR", &self.topgun_data_dir),
@@ -394,6 +419,7 @@ impl Raw {
                 "TOPGUN_CLUSTER_TLS_PASSPHRASE_FILE",
                 &self.topgun_cluster_tls_passphrase_file,
             ),
+            ("TOPGUN_CLUSTER_CRL_PATH", &self.topgun_cluster_crl_path),
         ]
     }
 

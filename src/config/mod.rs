@@ -12,9 +12,11 @@ use std::time::Duration;
 
 mod env;
 mod parse;
+pub mod pins;
 
 use env::Raw;
 pub use env::KNOWN_VARS;
+pub use pins::Pin;
 
 /// Why the environment does not describe a node that can start.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +198,14 @@ pub struct ClusterConfig {
     pub peer_timeout: Duration,
     /// How often a partition's owner compares its contents with the backup.
     pub anti_entropy_interval: Duration,
+    /// Pins a peer certificate must match, one of them, when any are set
+    /// (`TOPGUN_CLUSTER_PINS`). Checked when dialling, and on inbound links with mTLS.
+    pub pins: Vec<Pin>,
+    /// Peer identities accepted, when any are set: a DNS or URI SAN, or the subject CN,
+    /// equal to an entry (`TOPGUN_CLUSTER_ALLOWED_IDENTITIES`).
+    pub allowed_identities: Vec<String>,
+    /// PEM file of revocation lists for peer certificates (`TOPGUN_CLUSTER_CRL_PATH`).
+    pub crl: Option<VarPath>,
 }
 
 /// The Prometheus endpoint.

@@ -251,3 +251,15 @@ pub(super) fn parse_advertise_host(
     }
     Ok(Some(value.to_owned()))
 }
+
+/// `TOPGUN_CLUSTER_ALLOWED_IDENTITIES`: peer identities (DNS or URI SANs, or the
+/// subject CN) separated by commas; matched exactly, so entries are only trimmed.
+pub(super) fn parse_identities(value: Option<&str>) -> Vec<String> {
+    value
+        .into_iter()
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|identity| !identity.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -724,3 +724,108 @@ fn certificate_files_set_while_tls_is_off_are_reported_as_ignored() {
     );
     assert!(config(client_tls()).ignored.is_empty());
 }
+
+/// Cluster TLS with the client files and a CA.
+fn cluster_tls() -> Vec<(&'static str, &'static str)> {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"),
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+    ]);
+    vars
+}
+
+const CERT_PIN: &str = "sha256 Fingerprint=3A:0B:5C:7D:9E:1F:20:31:42:53:64:75:86:97:A8:B9:CA:DB:EC:FD:0E:1F:20:31:42:53:64:75:86:97:A8:B9";
+const KEY_PIN: &str = "sha256//C3CIWi1EYDUCU3C6A+Ljt0L/3Uk8X7fJVYSn0f/OBe0=";
+
+#[test]
+fn cluster_pins_are_read_in_both_forms_in_order() {
+    let mut vars = cluster_tls();
+    let pins = format!("{CERT_PIN}, {KEY_PIN}");
+    vars.push(("TOPGUN_CLUSTER_PINS", &pins));
+
+    let config = config(vars);
+
+    assert_eq!(config.cluster.pins.len(), 2);
+    assert!(matches!(config.cluster.pins[0], Pin::Certificate(_)));
+    assert!(matches!(config.cluster.pins[1], Pin::PublicKey(_)));
+    assert_eq!(config.cluster.pins[1].to_string(), KEY_PIN);
+}
+
+#[test]
+fn a_malformed_cluster_pin_is_refused_naming_the_variable_and_its_position() {
+    let mut vars = cluster_tls();
+    let pins = format!("{KEY_PIN},sha256//not-base64");
+    vars.push(("TOPGUN_CLUSTER_PINS", &pins));
+
+    let message = refused(vars, "TOPGUN_CLUSTER_PINS", "not-base64");
+
+    assert!(message.contains("entry #2"), "{message}");
+}
+
+#[test]
+fn allowed_identities_are_trimmed_and_kept_exactly_as_written() {
+    let mut vars = cluster_tls();
+    vars.push((
+        "TOPGUN_CLUSTER_ALLOWED_IDENTITIES",
+        " node-1.topgun.svc , spiffe://cluster.local/ns/db/sa/Node,,",
+    ));
+
+    let config = config(vars);
+
+    assert_eq!(
+        config.cluster.allowed_identities,
+        ["node-1.topgun.svc", "spiffe://cluster.local/ns/db/sa/Node"]
+    );
+}
+
+#[test]
+fn the_crl_path_is_kept_with_its_variable() {
+    let mut vars = cluster_tls();
+    vars.push(("TOPGUN_CLUSTER_CRL_PATH", "/tls/peers.crl"));
+
+    let config = config(vars);
+
+    assert_eq!(
+        config.cluster.crl,
+        Some(var_path("TOPGUN_CLUSTER_CRL_PATH", "/tls/peers.crl"))
+    );
+}
+
+#[test]
+fn a_crl_without_a_cluster_ca_is_refused() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_CLUSTER_CRL_PATH", "/tls/peers.crl"),
+    ]);
+
+    let message = refused_naming(vars, "TOPGUN_CLUSTER_CRL_PATH");
+
+    assert!(message.contains("TOPGUN_CLUSTER_TLS_CA_PATH"), "{message}");
+}
+
+#[test]
+fn peer_checks_set_while_cluster_tls_is_off_are_reported_as_ignored() {
+    let vars = vec![
+        ("TOPGUN_CLUSTER_PINS", KEY_PIN),
+        ("TOPGUN_CLUSTER_ALLOWED_IDENTITIES", "node-1"),
+        ("TOPGUN_CLUSTER_CRL_PATH", "/tls/peers.crl"),
+    ];
+
+    let config = config(vars);
+
+    let ignored: Vec<_> = config.ignored.iter().map(|i| i.var).collect();
+    assert_eq!(
+        ignored,
+        [
+            "TOPGUN_CLUSTER_PINS",
+            "TOPGUN_CLUSTER_ALLOWED_IDENTITIES",
+            "TOPGUN_CLUSTER_CRL_PATH"
+        ]
+    );
+    assert!(config
+        .ignored
+        .iter()
+        .all(|i| i.switch == "TOPGUN_CLUSTER_TLS_ENABLED"));
+}

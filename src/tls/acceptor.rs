@@ -4,14 +4,17 @@
 //! key exchange with AEAD ciphers, refuses renegotiation, and never offers HTTP/2:
 //! WebSocket upgrades here are HTTP/1.1.
 
+use std::sync::Arc;
+
 use openssl::ssl::{
-    AlpnError, SslAcceptor, SslAcceptorBuilder, SslMethod, SslMode, SslOptions, SslVerifyMode,
-    SslVersion,
+    AlpnError, SslAcceptor, SslAcceptorBuilder, SslContextBuilder, SslMethod, SslMode, SslOptions,
+    SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509;
 
 use crate::config::{MinVersion, TlsProfile};
 use crate::tls::identity::Identity;
+use crate::tls::peer::{Direction, PeerPolicy};
 use crate::tls::TlsError;
 
 /// Whether a listener asks its peers for a certificate.
@@ -29,13 +32,16 @@ const HTTP_1_1: &[u8] = b"http/1.1";
 /// Builds an acceptor presenting `identity` with the shared protocol `profile`.
 ///
 /// `ca` completes the chain sent when the identity carries no intermediates, and is
-/// the trust anchor for peer certificates when they are required.
+/// the trust anchor for peer certificates when they are required. Required peer
+/// certificates are also checked against `policy` (pins, allow-list, CRLs, and the
+/// clientAuth usage) when one is given.
 pub fn build(
     profile: &TlsProfile,
     identity: &Identity,
     ca: &[X509],
     peers: PeerCertificates,
     session_context: &[u8],
+    policy: Option<&Arc<PeerPolicy>>,
 ) -> Result<SslAcceptor, TlsError> {
     let mut builder = base(profile)?;
 
@@ -58,8 +64,14 @@ pub fn build(
             .add_cert(cert.clone())
             .map_err(TlsError::Profile)?;
     }
-    if peers == PeerCertificates::Required {
-        builder.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    match (peers, policy) {
+        (PeerCertificates::Required, Some(policy)) => {
+            policy.install(&mut builder, Direction::Inbound, true)?
+        }
+        (PeerCertificates::Required, None) => {
+            builder.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT)
+        }
+        (PeerCertificates::NotRequested, _) => {}
     }
     builder
         .set_session_id_context(session_context)
@@ -72,7 +84,25 @@ pub fn build(
 fn base(profile: &TlsProfile) -> Result<SslAcceptorBuilder, TlsError> {
     let mut builder =
         SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(TlsError::Profile)?;
+    apply_profile(&mut builder, profile)?;
 
+    // Without a match the handshake goes on with no ALPN, and the client falls back to
+    // HTTP/1.1; selecting h2 would break the WebSocket upgrade.
+    builder.set_alpn_select_callback(|_, offered| {
+        openssl::ssl::select_next_proto(b"\x08http/1.1", offered)
+            .filter(|chosen| *chosen == HTTP_1_1)
+            .ok_or(AlpnError::NOACK)
+    });
+
+    Ok(builder)
+}
+
+/// Versions, ciphers, groups and options shared by the listeners and the cluster
+/// dialer: no renegotiation, no compression, and only the chain loaded is sent.
+pub(crate) fn apply_profile(
+    builder: &mut SslContextBuilder,
+    profile: &TlsProfile,
+) -> Result<(), TlsError> {
     let min = match profile.min_version {
         MinVersion::Tls12 => SslVersion::TLS1_2,
         MinVersion::Tls13 => SslVersion::TLS1_3,
@@ -102,14 +132,5 @@ fn base(profile: &TlsProfile) -> Result<SslAcceptorBuilder, TlsError> {
     builder.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION);
     // The chain sent is the one loaded and checked, never one OpenSSL builds itself.
     builder.set_mode(SslMode::NO_AUTO_CHAIN);
-
-    // Without a match the handshake goes on with no ALPN, and the client falls back to
-    // HTTP/1.1; selecting h2 would break the WebSocket upgrade.
-    builder.set_alpn_select_callback(|_, offered| {
-        openssl::ssl::select_next_proto(b"\x08http/1.1", offered)
-            .filter(|chosen| *chosen == HTTP_1_1)
-            .ok_or(AlpnError::NOACK)
-    });
-
-    Ok(builder)
+    Ok(())
 }

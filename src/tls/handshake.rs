@@ -1,16 +1,21 @@
-//! The server side of a TLS handshake over tokio, bounded in time.
+//! Both sides of a TLS handshake over tokio, bounded in time.
 //!
 //! tokio-openssl has no timeout of its own; a peer that connects and never finishes
 //! (case C1) must cost itself the connection, not a slot in the accept loop.
+//!
+//! A handshake that fails because this side refused the peer's certificate says why,
+//! as a [`Refusal`] recorded by the cluster's verify callback (see [`crate::tls::peer`]).
 
 use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
-use openssl::ssl::{ErrorCode, Ssl, SslAcceptor};
+use openssl::ssl::{ErrorCode, Ssl, SslAcceptor, SslRef};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
+
+use crate::tls::peer::{self, Refusal};
 
 /// First byte of every TLS handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -44,6 +49,13 @@ pub enum HandshakeError {
     UnexpectedEof,
     #[error("TLS handshake failed")]
     Tls(#[source] openssl::ssl::Error),
+    /// This side refused the peer's certificate.
+    #[error("refused the peer certificate: {refusal}")]
+    Refused {
+        refusal: Refusal,
+        #[source]
+        source: openssl::ssl::Error,
+    },
     #[error("setting up the TLS session")]
     Setup(#[source] openssl::error::ErrorStack),
     #[error("socket error during the handshake")]
@@ -51,13 +63,19 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
-    /// A short, fixed label for logs and metrics.
+    /// A short, fixed label for logs and metrics: `timeout`, `not_tls`,
+    /// `unexpected_eof`, `unsupported_protocol`, `no_shared_cipher`, `no_client_cert`,
+    /// `other`, or a certificate refusal (ours, or the peer's alert about ours):
+    /// `unknown_ca`, `cert_expired`, `cert_not_yet_valid`, `cert_revoked`,
+    /// `wrong_usage`, `name_mismatch`, `pin_mismatch`, `identity_rejected`,
+    /// `bad_certificate`.
     pub fn kind(&self) -> &'static str {
         match self {
             HandshakeError::Timeout(_) => "timeout",
             HandshakeError::NotTls => "not_tls",
             HandshakeError::UnexpectedEof => "unexpected_eof",
             HandshakeError::Tls(error) => classify(error),
+            HandshakeError::Refused { refusal, .. } => refusal.kind(),
             HandshakeError::Setup(_) | HandshakeError::Io(_) => "other",
         }
     }
@@ -93,18 +111,50 @@ async fn accept_inner(
         return Err(HandshakeError::NotTls);
     }
 
-    let ssl = Ssl::new(acceptor.context()).map_err(HandshakeError::Setup)?;
+    let ssl = peer::new_ssl(acceptor.context()).map_err(HandshakeError::Setup)?;
     let mut stream = SslStream::new(ssl, tcp).map_err(HandshakeError::Setup)?;
-    Pin::new(&mut stream).accept().await.map_err(|error| {
-        if error.code() == ErrorCode::SYSCALL && error.ssl_error().is_none() {
-            HandshakeError::UnexpectedEof
-        } else {
-            HandshakeError::Tls(error)
-        }
-    })?;
+    if let Err(error) = Pin::new(&mut stream).accept().await {
+        return Err(failure(stream.ssl(), error));
+    }
+    Ok(established(stream))
+}
 
+/// Runs the client side of a handshake for `ssl` (made with [`peer::new_ssl`]) on
+/// `tcp`, giving up after `timeout`.
+///
+/// With TLS 1.3 the client finishes before the server has checked the client
+/// certificate: a listener that refuses ours is seen on the first read, not here.
+pub async fn connect(
+    ssl: Ssl,
+    tcp: TcpStream,
+    timeout: Duration,
+) -> Result<Established, HandshakeError> {
+    let mut stream = SslStream::new(ssl, tcp).map_err(HandshakeError::Setup)?;
+    match tokio::time::timeout(timeout, Pin::new(&mut stream).connect()).await {
+        Err(_) => Err(HandshakeError::Timeout(timeout)),
+        Ok(Err(error)) => Err(failure(stream.ssl(), error)),
+        Ok(Ok(())) => Ok(established(stream)),
+    }
+}
+
+/// Why a handshake on `ssl` failed with `error`.
+fn failure(ssl: &SslRef, error: openssl::ssl::Error) -> HandshakeError {
+    if let Some(refusal) = peer::refusal(ssl) {
+        return HandshakeError::Refused {
+            refusal,
+            source: error,
+        };
+    }
+    if error.code() == ErrorCode::SYSCALL && error.ssl_error().is_none() {
+        HandshakeError::UnexpectedEof
+    } else {
+        HandshakeError::Tls(error)
+    }
+}
+
+fn established(stream: SslStream<TcpStream>) -> Established {
     let ssl = stream.ssl();
-    Ok(Established {
+    Established {
         version: ssl.version_str(),
         cipher: ssl
             .current_cipher()
@@ -112,7 +162,7 @@ async fn accept_inner(
             .unwrap_or("unknown"),
         resumed: ssl.session_reused(),
         stream,
-    })
+    }
 }
 
 /// Maps OpenSSL's reason strings onto the fixed set of handshake failure kinds.
@@ -128,6 +178,9 @@ fn classify(error: &openssl::ssl::Error) -> &'static str {
             "unexpected eof while reading" => "unexpected_eof",
             "tlsv1 alert unknown ca" => "unknown_ca",
             "sslv3 alert certificate expired" => "cert_expired",
+            "sslv3 alert certificate revoked" => "cert_revoked",
+            "sslv3 alert unsupported certificate" => "wrong_usage",
+            "tlsv13 alert certificate required" => "no_client_cert",
             "sslv3 alert bad certificate"
             | "sslv3 alert certificate unknown"
             | "tlsv1 alert bad certificate status response" => "bad_certificate",

@@ -5,19 +5,28 @@
 
 pub mod acceptor;
 pub mod ciphers;
+pub mod crl;
+pub mod dialer;
 pub mod handshake;
 pub mod identity;
 pub mod inspect;
+pub mod peer;
+pub mod pinning;
 pub mod selftest;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use openssl::error::ErrorStack;
 use openssl::ssl::{SslAcceptor, SslVersion};
 use openssl::x509::X509;
 
-use crate::config::{MinVersion, TlsConfig, VarPath};
+use crate::config::{ClusterConfig, MinVersion, TlsConfig, VarPath};
 
 pub use acceptor::PeerCertificates;
+pub use dialer::PeerConnector;
 pub use identity::Identity;
+pub use peer::{PeerPolicy, Refusal};
 
 /// Everything one TLS listener needs, loaded and checked.
 pub struct ListenerTls {
@@ -40,7 +49,47 @@ pub fn prepare(
     peers: PeerCertificates,
     session_context: &[u8],
 ) -> Result<ListenerTls, TlsError> {
-    let mut identity = identity::load(tls)?;
+    let loaded = load(tls)?;
+    finish(loaded, tls, peers, session_context, None)
+}
+
+/// Loads the cluster's key material, revocation lists and peer checks, and builds both
+/// ends of cluster links: the listener's acceptor (which, with `TOPGUN_CLUSTER_MTLS`,
+/// verifies inbound peers against the CA with the clientAuth usage, CRLs, pins and
+/// allow-list) and the dialer, which presents the same identity.
+pub fn prepare_cluster(
+    tls: &TlsConfig,
+    cluster: &ClusterConfig,
+    handshake_timeout: Duration,
+) -> Result<(ListenerTls, PeerConnector), TlsError> {
+    let loaded = load(tls)?;
+    let policy = Arc::new(PeerPolicy::new(cluster, &loaded.ca, tls.ca.as_ref())?);
+    let peers = if cluster.mtls {
+        PeerCertificates::Required
+    } else {
+        PeerCertificates::NotRequested
+    };
+    let listener = finish(loaded, tls, peers, b"topgun-cluster", Some(&policy))?;
+    let dialer = PeerConnector::new(
+        &tls.profile,
+        &listener.identity,
+        &listener.ca,
+        policy,
+        cluster.reject_unauthorized,
+        handshake_timeout,
+    )?;
+    Ok((listener, dialer))
+}
+
+/// Key material read and checked, before any SSL context is built.
+struct Loaded {
+    identity: Identity,
+    ca: Vec<X509>,
+    verified: Option<Result<Vec<X509>, String>>,
+}
+
+fn load(tls: &TlsConfig) -> Result<Loaded, TlsError> {
+    let identity = identity::load(tls)?;
     let ca = match &tls.ca {
         Some(file) => identity::read_certificates(file)?,
         None => Vec::new(),
@@ -49,6 +98,25 @@ pub fn prepare(
         .ca
         .as_ref()
         .map(|_| inspect::verify_chain(&identity, &ca));
+    Ok(Loaded {
+        identity,
+        ca,
+        verified,
+    })
+}
+
+fn finish(
+    loaded: Loaded,
+    tls: &TlsConfig,
+    peers: PeerCertificates,
+    session_context: &[u8],
+    policy: Option<&Arc<PeerPolicy>>,
+) -> Result<ListenerTls, TlsError> {
+    let Loaded {
+        mut identity,
+        ca,
+        verified,
+    } = loaded;
 
     // A certificate file with only the leaf gets its intermediates from the CA file,
     // never the root. OpenSSL's own chain building is off, so what `check-config`
@@ -64,7 +132,7 @@ pub fn prepare(
         chain_from_ca = !identity.chain.is_empty();
     }
 
-    let acceptor = acceptor::build(&tls.profile, &identity, &ca, peers, session_context)?;
+    let acceptor = acceptor::build(&tls.profile, &identity, &ca, peers, session_context, policy)?;
     self_test(&acceptor, tls, &identity, peers)?;
 
     Ok(ListenerTls {
@@ -193,6 +261,21 @@ pub enum TlsError {
         key: String,
         hint: &'static str,
         reason: String,
+    },
+    #[error("{}: {} holds no PEM CRL (`-----BEGIN X509 CRL-----`); convert a DER file with `openssl crl -inform der -in FILE -out FILE.pem`", file.var, file.path.display())]
+    NoCrl { file: VarPath },
+    #[error("{}: CRL #{position} in {} is not a valid PEM CRL", file.var, file.path.display())]
+    ParseCrl {
+        file: VarPath,
+        position: usize,
+        #[source]
+        source: Option<ErrorStack>,
+    },
+    #[error("{}: CRL #{position} in {} is not signed by a CA of the cluster CA file {ca}; use the CRLs of the CAs that issue peer certificates", file.var, file.path.display())]
+    CrlNotFromCa {
+        file: VarPath,
+        position: usize,
+        ca: String,
     },
     #[error("OpenSSL could not build the TLS context")]
     Profile(#[source] ErrorStack),
