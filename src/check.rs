@@ -30,14 +30,23 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
     };
     client.write(out)?;
 
+    if !config.cluster.enabled {
+        writeln!(
+            out,
+            "cluster: off (TOPGUN_CLUSTER_ENABLED, TOPGUN_PEERS or TOPGUN_DISCOVERY_SERVICE turns it on)"
+        )?;
+    }
     let cluster = Listener {
-        title: "cluster listener (not served by this version yet)",
+        title: "cluster listener",
         bind: config.cluster.bind,
         tls: config.cluster.tls.as_ref().zip(node.cluster_tls.as_ref()),
         production: config.production,
     };
-    cluster.write(out)?;
-    if cluster.tls.is_some() {
+    if config.cluster.enabled {
+        cluster.write(out)?;
+        write_membership(out, &config.cluster)?;
+    }
+    if config.cluster.enabled && cluster.tls.is_some() {
         writeln!(
             out,
             "  peer certificates required (mTLS): {}",
@@ -81,6 +90,34 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
         )?;
     }
     Ok(())
+}
+
+/// How the node finds and watches its peers.
+fn write_membership(out: &mut String, cluster: &crate::config::ClusterConfig) -> fmt::Result {
+    let advertised = cluster
+        .advertise_host
+        .as_deref()
+        .unwrap_or("this machine's host name");
+    writeln!(out, "  advertised to peers as: {advertised} (cluster port)")?;
+    if cluster.peers.is_empty() {
+        writeln!(out, "  peers dialled: none (this node waits to be dialled)")?;
+    } else {
+        writeln!(out, "  peers dialled: {}", cluster.peers.join(", "))?;
+    }
+    if let crate::config::Discovery::Kubernetes { service, interval } = &cluster.discovery {
+        writeln!(
+            out,
+            "  discovery: DNS {service} every {} ms",
+            interval.as_millis()
+        )?;
+    }
+    writeln!(
+        out,
+        "  liveness: ping every {} ms, peer dropped after {} ms of silence; anti-entropy every {} ms",
+        cluster.ping_interval.as_millis(),
+        cluster.peer_timeout.as_millis(),
+        cluster.anti_entropy_interval.as_millis()
+    )
 }
 
 /// Pins, allow-list and CRLs, which apply when dialling and, with mTLS, to inbound peers.

@@ -69,23 +69,32 @@ pub async fn dial_loop(cluster: Arc<Cluster>, address: String) {
             }
             Ok(LinkEnd::NoHello) => {
                 failures += 1;
-                backoff(failures)
+                // Under TLS 1.3 a listener refusing our certificate shows only here.
+                let error = "the peer closed the link before its Hello; check its log for a refused certificate";
+                report(&address, &error, failures)
             }
             Err(error) => {
                 failures += 1;
-                let retry_in_ms = backoff(failures).as_millis() as u64;
-                if failures == 1 || failures % 10 == 0 {
-                    warn!(peer.address = %address, %error, failures, retry_in_ms, "cannot reach peer");
-                } else {
-                    debug!(peer.address = %address, %error, failures, retry_in_ms, "cannot reach peer");
-                }
-                backoff(failures)
+                report(&address, &error, failures)
             }
         };
         if !cluster.pause(pause).await {
             return;
         }
     }
+}
+
+/// Logs a failed dial (at warn the first time and every tenth) and returns the pause
+/// before the next one.
+fn report(address: &str, error: &dyn std::fmt::Display, failures: u32) -> Duration {
+    let pause = backoff(failures);
+    let retry_in_ms = pause.as_millis() as u64;
+    if failures == 1 || failures % 10 == 0 {
+        warn!(peer.address = %address, %error, failures, retry_in_ms, "cannot link to peer");
+    } else {
+        debug!(peer.address = %address, %error, failures, retry_in_ms, "cannot link to peer");
+    }
+    pause
 }
 
 /// One connection to `address`, run until the link ends.

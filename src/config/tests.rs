@@ -829,3 +829,70 @@ fn peer_checks_set_while_cluster_tls_is_off_are_reported_as_ignored() {
         .iter()
         .all(|i| i.switch == "TOPGUN_CLUSTER_TLS_ENABLED"));
 }
+
+#[test]
+fn the_cluster_is_off_alone_and_on_with_peers_discovery_or_the_switch() {
+    assert!(!config(vec![]).cluster.enabled);
+    assert!(
+        config(vec![("TOPGUN_PEERS", "node-2:9080")])
+            .cluster
+            .enabled
+    );
+    assert!(
+        config(vec![("TOPGUN_DISCOVERY_SERVICE", "topgun-headless")])
+            .cluster
+            .enabled
+    );
+    assert!(
+        config(vec![("TOPGUN_CLUSTER_ENABLED", "true")])
+            .cluster
+            .enabled
+    );
+    let off = config(vec![
+        ("TOPGUN_PEERS", "a:1"),
+        ("TOPGUN_CLUSTER_ENABLED", "false"),
+    ]);
+    assert!(!off.cluster.enabled);
+}
+
+#[test]
+fn a_specific_listening_address_is_advertised_and_a_wildcard_one_is_not() {
+    let specific = config(vec![("TOPGUN_HOST", "10.1.2.3")]);
+    assert_eq!(specific.cluster.advertise_host.as_deref(), Some("10.1.2.3"));
+    assert_eq!(config(vec![]).cluster.advertise_host, None);
+    let named = config(vec![("TOPGUN_CLUSTER_ADVERTISE_HOST", "topgun-0.topgun")]);
+    assert_eq!(
+        named.cluster.advertise_host.as_deref(),
+        Some("topgun-0.topgun")
+    );
+}
+
+#[test]
+fn an_advertised_wildcard_or_host_with_port_is_refused() {
+    for value in ["0.0.0.0", "::", "node-1:9080", "bad host"] {
+        refused(
+            vec![("TOPGUN_CLUSTER_ADVERTISE_HOST", value)],
+            "TOPGUN_CLUSTER_ADVERTISE_HOST",
+            value,
+        );
+    }
+}
+
+#[test]
+fn a_peer_timeout_not_longer_than_the_ping_interval_is_refused() {
+    let message = refused_naming(
+        vec![
+            ("TOPGUN_CLUSTER_PING_INTERVAL_MS", "2000"),
+            ("TOPGUN_CLUSTER_PEER_TIMEOUT_MS", "2000"),
+        ],
+        "TOPGUN_CLUSTER_PEER_TIMEOUT_MS",
+    );
+    assert!(
+        message.contains("TOPGUN_CLUSTER_PING_INTERVAL_MS"),
+        "{message}"
+    );
+    let timing = config(vec![]).cluster;
+    assert_eq!(timing.ping_interval, Duration::from_millis(1_000));
+    assert_eq!(timing.peer_timeout, Duration::from_millis(5_000));
+    assert_eq!(timing.anti_entropy_interval, Duration::from_millis(10_000));
+}
