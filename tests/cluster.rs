@@ -409,10 +409,13 @@ async fn a_lock_owned_by_another_node_is_granted_queued_and_handed_over() {
         granted_a["payload"],
         json!({"requestId": "ra", "name": name, "fencingToken": 1})
     );
+    // b queues first, then c: sessions are independent, so each request is given time
+    // to reach the owner before the next step.
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
     send(&mut b, request("rb")).await;
+    settle().await;
     send(&mut c, request("rc")).await;
-    // Both requests reached the owner before the release below.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settle().await;
 
     send(&mut a, release(7)).await;
     assert_eq!(
@@ -435,4 +438,34 @@ async fn a_lock_owned_by_another_node_is_granted_queued_and_handed_over() {
         json!({"requestId": "rc", "name": name, "fencingToken": 3})
     );
     drop(second);
+}
+
+/// Kubernetes discovery with `localhost` standing in for a headless service: it
+/// resolves to 127.0.0.1 (and ::1), where node-1 listens; node-2 listens on
+/// 127.0.0.2 with the same cluster port, as pods of one StatefulSet do. node-1 finds
+/// only itself and dials nothing; node-2 finds node-1 and joins it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_dials_the_addresses_a_service_name_resolves_to_except_its_own() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let discovery = |host: &str| {
+        vec![
+            ("TOPGUN_HOST".to_owned(), host.to_owned()),
+            (
+                "TOPGUN_DISCOVERY_SERVICE".to_owned(),
+                "localhost".to_owned(),
+            ),
+            ("TOPGUN_DISCOVERY_INTERVAL".to_owned(), "200".to_owned()),
+        ]
+    };
+    let (dir_1, dir_2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = Member::start_in("node-1", dir_1.path(), port, &[], &discovery("127.0.0.1")).await;
+    let second = Member::start_in("node-2", dir_2.path(), port, &[], &discovery("127.0.0.2")).await;
+    formed(&[&first, &second], &["node-1", "node-2"]).await;
+    assert_eq!(second.address(), format!("127.0.0.2:{port}"));
+    // Several discovery rounds later, still one link and no link to itself.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(first.members(), ["node-1", "node-2"]);
 }

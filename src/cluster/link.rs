@@ -106,6 +106,22 @@ where
         cluster.dial_if_unknown(&member.node_id, &member.address);
     }
 
+    // Messages whose order matters (writes, changes, locks, topics) are handled one by
+    // one in arrival order, off the reader so that it keeps answering pings.
+    let (ordered_tx, mut ordered_rx) = mpsc::channel::<PeerMessage>(PEER_QUEUE_CAPACITY);
+    let handler = async {
+        loop {
+            let message = tokio::select! {
+                _ = close.cancelled() => break,
+                message = ordered_rx.recv() => match message {
+                    Some(message) => message,
+                    None => break,
+                },
+            };
+            cluster.handle(&peer, message).await;
+        }
+    };
+
     let ping_every = cluster.settings.ping_interval;
     let writer = async {
         let mut ping = tokio::time::interval(ping_every);
@@ -149,7 +165,12 @@ where
                 Ok(Some(Ok(_))) => continue,
             };
             match PeerMessage::decode(&bytes) {
-                Ok(message) => cluster.receive(&peer, message),
+                Ok(message) => {
+                    if !cluster.receive(&peer, message, &ordered_tx) {
+                        warn!(peer.id = %peer, "peer sends faster than this node applies; closing the link");
+                        break;
+                    }
+                }
                 Err(error) => {
                     warn!(peer.id = %peer, %error, "undecodable message from peer; closing the link");
                     break;
@@ -158,7 +179,7 @@ where
         }
         close.cancel();
     };
-    tokio::join!(writer, reader);
+    tokio::join!(writer, reader, handler);
 
     if peers.deregister(&peer, id) {
         cluster.peer_left(&peer);

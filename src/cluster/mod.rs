@@ -28,7 +28,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use openssl::ssl::SslAcceptor;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -214,22 +214,37 @@ impl Cluster {
         }
     }
 
-    /// A message from `peer`: answers go to their request, the rest to a task of its
-    /// own so that the link keeps reading (and answering pings) meanwhile.
-    pub fn receive(self: &Arc<Self>, peer: &str, message: PeerMessage) {
+    /// A message from `peer`: answers go to their request; requests that only read and
+    /// may wait (queries, digests, sync) to a task of their own; everything else, whose
+    /// order matters, to the link's `ordered` queue. False when that queue is full.
+    pub fn receive(
+        self: &Arc<Self>,
+        peer: &str,
+        message: PeerMessage,
+        ordered: &mpsc::Sender<PeerMessage>,
+    ) -> bool {
         if let Some(request) = message.answers() {
             if !self.peers.complete(request, message) {
                 debug!(peer.id = peer, request, "answer after its request gave up");
             }
-            return;
+            return true;
         }
-        let cluster = self.clone();
-        let peer = peer.to_owned();
-        self.tasks
-            .spawn(async move { cluster.handle(&peer, message).await });
+        match message {
+            PeerMessage::QueryExec { .. }
+            | PeerMessage::Digests { .. }
+            | PeerMessage::SyncRequest { .. } => {
+                let cluster = self.clone();
+                let peer = peer.to_owned();
+                self.tasks
+                    .spawn(async move { cluster.handle(&peer, message).await });
+                true
+            }
+            message => ordered.try_send(message).is_ok(),
+        }
     }
 
-    async fn handle(&self, peer: &str, message: PeerMessage) {
+    /// Acts on one message from `peer`.
+    pub async fn handle(&self, peer: &str, message: PeerMessage) {
         let dataplane = &self.dataplane;
         match message {
             PeerMessage::Forward {

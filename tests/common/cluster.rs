@@ -69,6 +69,8 @@ impl Member {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
+        // A variable in `extra` replaces the default above.
+        vars.retain(|(name, _)| !extra.iter().any(|(other, _)| other == name));
         vars.extend(extra.iter().cloned());
         let config = config::from_vars(vars).expect("test configuration is valid");
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -91,9 +93,9 @@ impl Member {
         }
     }
 
-    /// `127.0.0.1:<cluster port>`, as peers dial it.
+    /// `<host>:<cluster port>`, as peers dial it.
     pub fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.cluster_port)
+        self.cluster().peers.address().to_owned()
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
