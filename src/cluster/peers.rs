@@ -66,7 +66,13 @@ pub struct Peers {
     state: Mutex<State>,
     table_tx: watch::Sender<Arc<PartitionTable>>,
     next_id: AtomicU64,
-    pending: Mutex<HashMap<u64, oneshot::Sender<PeerMessage>>>,
+    pending: Mutex<HashMap<u64, Waiter>>,
+}
+
+/// A request waiting for its answer, and the peer that owes it.
+struct Waiter {
+    peer: String,
+    answer: oneshot::Sender<PeerMessage>,
 }
 
 struct State {
@@ -171,6 +177,9 @@ impl Peers {
         }
         state.links.remove(peer);
         self.publish_table(&state);
+        drop(state);
+        // Requests to the peer fail now rather than at their timeout.
+        self.pending().retain(|_, waiter| waiter.peer != peer);
         true
     }
 
@@ -205,14 +214,18 @@ impl Peers {
     ) -> Result<PeerMessage, RequestError> {
         let id = self.next_id();
         let (tx, rx) = oneshot::channel();
-        self.pending().insert(id, tx);
+        let waiter = Waiter {
+            peer: peer.to_owned(),
+            answer: tx,
+        };
+        self.pending().insert(id, waiter);
         let _forget = Forget { peers: self, id };
         if !self.send(peer, &build(id)) {
             return Err(RequestError::NotConnected);
         }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(answer)) => Ok(answer),
-            // The waiter was dropped by `fail_requests_of`: the link went down.
+            // The waiter was dropped by `deregister`: the link went down.
             Ok(Err(_)) => Err(RequestError::NotConnected),
             Err(_) => Err(RequestError::Timeout),
         }
@@ -221,7 +234,7 @@ impl Peers {
     /// Hands an answer to its waiting request; false when nobody waits any more.
     pub fn complete(&self, request: u64, answer: PeerMessage) -> bool {
         match self.pending().remove(&request) {
-            Some(waiter) => waiter.send(answer).is_ok(),
+            Some(waiter) => waiter.answer.send(answer).is_ok(),
             None => false,
         }
     }
@@ -241,7 +254,7 @@ impl Peers {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<u64, oneshot::Sender<PeerMessage>>> {
+    fn pending(&self) -> MutexGuard<'_, HashMap<u64, Waiter>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -344,6 +357,30 @@ mod tests {
         // "a" held everything alone; with "b" every partition has both.
         assert!(gained(&before, &after, "a").is_empty());
         assert_eq!(gained(&before, &after, "b").len(), 271);
+    }
+
+    #[tokio::test]
+    async fn a_request_fails_as_soon_as_its_peer_leaves() {
+        let a = Arc::new(Peers::new("a", "x:1"));
+        let (from_b, _rx) = link(1, "b");
+        a.register("b", from_b).unwrap();
+        let asking = a.clone();
+        let request = tokio::spawn(async move {
+            asking
+                .request("b", Duration::from_secs(30), |request| {
+                    PeerMessage::SyncRequest {
+                        request,
+                        partitions: Vec::new(),
+                    }
+                })
+                .await
+        });
+        while a.pending().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        a.deregister("b", 1);
+        let answer = tokio::time::timeout(Duration::from_secs(1), request).await;
+        assert_eq!(answer.unwrap().unwrap(), Err(RequestError::NotConnected));
     }
 
     #[tokio::test]
