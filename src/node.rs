@@ -14,11 +14,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::auth::{KeyError, Verifier, MIN_HS256_SECRET_LEN};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, IdentitySource};
 use crate::fanout::Fanout;
 use crate::listener::client::{self, ClientContext};
 use crate::listener::Listener;
 use crate::locks::LockTable;
+use crate::metrics::{self, endpoint, Metrics};
 use crate::policy::{PolicyError, PolicySet};
 use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
@@ -50,6 +51,12 @@ pub enum StartError {
         // Shown in the message itself rather than chained as a source.
         io: std::io::Error,
     },
+    #[error("TOPGUN_METRICS_HOST/TOPGUN_METRICS_PORT: cannot listen on {addr}: {io}; choose a free port or another address")]
+    MetricsBind {
+        addr: SocketAddr,
+        // Shown in the message itself rather than chained as a source.
+        io: std::io::Error,
+    },
 }
 
 /// Certificates closer than this to their expiry are reported at start-up.
@@ -62,6 +69,7 @@ pub struct PreparedNode {
     pub policies: PolicySet,
     pub client_tls: Option<ListenerTls>,
     pub cluster_tls: Option<ListenerTls>,
+    pub metrics_tls: Option<ListenerTls>,
 }
 
 /// Loads and checks all key material named by `config`.
@@ -85,6 +93,8 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
         None => None,
     };
 
+    let metrics_tls = endpoint::prepare_tls(&config.metrics)?;
+
     let verifier = Verifier::from_secret(&config.jwt_secret)?;
     let policies = match &config.policies {
         Some(file) => PolicySet::from_file(&file.path)?,
@@ -97,12 +107,14 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
         policies,
         client_tls,
         cluster_tls,
+        metrics_tls,
     })
 }
 
 /// A node that is serving.
 pub struct RunningNode {
     client_addr: SocketAddr,
+    metrics_addr: SocketAddr,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -135,7 +147,11 @@ impl PreparedNode {
             );
         }
 
-        let listeners = [("client", &self.client_tls), ("cluster", &self.cluster_tls)];
+        let listeners = [
+            ("client", &self.client_tls),
+            ("cluster", &self.cluster_tls),
+            ("metrics", &self.metrics_tls),
+        ];
         for (listener, tls) in listeners {
             let Some(tls) = tls else { continue };
             let cert = &tls.identity.leaf;
@@ -148,6 +164,30 @@ impl PreparedNode {
             }
             if let Some(Err(reason)) = &tls.chain_verified {
                 warn!(listener, file = %tls.identity.source, %reason, "certificate does not verify against the configured CA");
+            }
+        }
+    }
+
+    /// Hands the served certificates and the CAs to `metrics` for
+    /// `topgun_certificate_expiry_days`.
+    fn track_certificates(&self, metrics: &Metrics) {
+        // The metrics endpoint counts as its own type only with its own certificate;
+        // otherwise it serves the client one, already tracked as `server`.
+        let own_metrics_cert = self.config.metrics.tls.as_ref().is_some_and(|tls| {
+            matches!(&tls.identity, IdentitySource::Pem { cert, .. } if cert.var.starts_with("TOPGUN_METRICS_"))
+        });
+        let listeners = [
+            ("server", &self.client_tls),
+            ("cluster", &self.cluster_tls),
+            ("metrics", &self.metrics_tls),
+        ];
+        for (cert_type, tls) in listeners {
+            let Some(tls) = tls else { continue };
+            if cert_type != "metrics" || own_metrics_cert {
+                metrics.track_certificate(cert_type, tls.identity.leaf.clone());
+            }
+            for ca in &tls.ca {
+                metrics.track_certificate("ca", ca.clone());
             }
         }
     }
@@ -177,6 +217,8 @@ impl PreparedNode {
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let metrics = Arc::new(Metrics::new());
+        self.track_certificates(&metrics);
         let dataplane = Arc::new(Dataplane {
             store: Mutex::new(Store::restore(&config.node_id, snapshot)),
             storage,
@@ -184,7 +226,12 @@ impl PreparedNode {
             fanout: Arc::new(Fanout::default()),
             policies: self.policies,
             locks: Mutex::new(LockTable::default()),
+            metrics: metrics.clone(),
         });
+        metrics.set_map_sizes(metrics::weak_map_sizes(
+            Arc::downgrade(&dataplane),
+            Dataplane::map_sizes,
+        ));
         tasks.spawn(sweep_locks(dataplane.clone(), shutdown.clone()));
         tasks.spawn(collect_garbage(
             dataplane.clone(),
@@ -198,6 +245,7 @@ impl PreparedNode {
             max_message_size: config.limits.max_message_size,
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
+            metrics: metrics.clone(),
             session: Arc::new(SessionContext {
                 verifier: Arc::new(self.verifier),
                 auth_timeout: config.limits.auth_timeout,
@@ -205,6 +253,20 @@ impl PreparedNode {
                 dataplane,
             }),
         });
+
+        let metrics_addr = endpoint::start(
+            &config.metrics,
+            self.metrics_tls,
+            metrics,
+            config.limits.handshake_timeout,
+            &shutdown,
+            &tasks,
+        )
+        .await
+        .map_err(|io| StartError::MetricsBind {
+            addr: config.metrics.bind,
+            io,
+        })?;
 
         let secure = client.acceptor.is_some();
         info!(addr = %client_addr, tls = secure, node.id = %config.node_id, "client listener ready");
@@ -217,6 +279,7 @@ impl PreparedNode {
 
         Ok(RunningNode {
             client_addr,
+            metrics_addr,
             shutdown,
             tasks,
         })
@@ -286,6 +349,11 @@ impl RunningNode {
     /// Where the client listener is bound (useful with port 0).
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addr
+    }
+
+    /// Where the metrics endpoint is bound (useful with port 0).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
     }
 
     /// Stops accepting, tells every client to go (`SHUTDOWN_PENDING`, close 1001) and

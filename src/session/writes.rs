@@ -8,6 +8,7 @@ use tracing::{debug, error};
 
 use super::dataplane::{stamped, Caller, Dataplane, GC_AGE_MS, NO_WRITER};
 use crate::crdt::Timestamp;
+use crate::metrics::Op;
 use crate::protocol::client::ClientOp;
 use crate::protocol::server;
 use crate::storage::{Batch, Mutation, StorageError};
@@ -30,6 +31,8 @@ impl Dataplane {
                 }
                 match store.apply(op) {
                     Ok(change) => {
+                        self.metrics
+                            .count_op(Op::write(op.is_removal()), &op.map_name);
                         if let Some(id) = &op.id {
                             last_id = Some(id.as_str());
                         }
@@ -72,7 +75,11 @@ impl Dataplane {
                 .map(|change| change.map(|change| stamped(&mut store, change)))
         };
         let changes: Vec<_> = match applied {
-            Ok(change) => change.into_iter().collect(),
+            Ok(change) => {
+                self.metrics
+                    .count_op(Op::write(op.is_removal()), &op.map_name);
+                change.into_iter().collect()
+            }
             Err(error) => return vec![server::op_rejected(op.id.as_deref(), &error.to_string())],
         };
         if self.persist(mutations(&changes)).await.is_err() {

@@ -7,7 +7,8 @@ use std::io;
 use std::pin::Pin;
 use std::time::Duration;
 
-use openssl::ssl::{ErrorCode, Ssl, SslAcceptor};
+use openssl::ssl::{ErrorCode, Ssl, SslAcceptor, SslRef};
+use openssl::x509::X509VerifyResult;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
@@ -44,6 +45,13 @@ pub enum HandshakeError {
     UnexpectedEof,
     #[error("TLS handshake failed")]
     Tls(#[source] openssl::ssl::Error),
+    /// The peer's certificate did not verify; `kind` says why, as a label.
+    #[error("the peer's certificate was refused ({kind})")]
+    PeerCertificate {
+        kind: &'static str,
+        #[source]
+        source: openssl::ssl::Error,
+    },
     #[error("setting up the TLS session")]
     Setup(#[source] openssl::error::ErrorStack),
     #[error("socket error during the handshake")]
@@ -58,6 +66,7 @@ impl HandshakeError {
             HandshakeError::NotTls => "not_tls",
             HandshakeError::UnexpectedEof => "unexpected_eof",
             HandshakeError::Tls(error) => classify(error),
+            HandshakeError::PeerCertificate { kind, .. } => kind,
             HandshakeError::Setup(_) | HandshakeError::Io(_) => "other",
         }
     }
@@ -95,13 +104,20 @@ async fn accept_inner(
 
     let ssl = Ssl::new(acceptor.context()).map_err(HandshakeError::Setup)?;
     let mut stream = SslStream::new(ssl, tcp).map_err(HandshakeError::Setup)?;
-    Pin::new(&mut stream).accept().await.map_err(|error| {
-        if error.code() == ErrorCode::SYSCALL && error.ssl_error().is_none() {
-            HandshakeError::UnexpectedEof
-        } else {
-            HandshakeError::Tls(error)
-        }
-    })?;
+    if let Err(error) = Pin::new(&mut stream).accept().await {
+        return Err(
+            if error.code() == ErrorCode::SYSCALL && error.ssl_error().is_none() {
+                HandshakeError::UnexpectedEof
+            } else if let Some(kind) = refused_certificate(stream.ssl()) {
+                HandshakeError::PeerCertificate {
+                    kind,
+                    source: error,
+                }
+            } else {
+                HandshakeError::Tls(error)
+            },
+        );
+    }
 
     let ssl = stream.ssl();
     Ok(Established {
@@ -113,6 +129,27 @@ async fn accept_inner(
         resumed: ssl.session_reused(),
         stream,
     })
+}
+
+/// Why the peer's certificate failed verification, when it did: OpenSSL's reason
+/// string says only "certificate verify failed", the verify result says why.
+fn refused_certificate(ssl: &SslRef) -> Option<&'static str> {
+    let result = ssl.verify_result();
+    if result == X509VerifyResult::OK {
+        return None;
+    }
+    let kind = match result.as_raw() {
+        openssl_sys::X509_V_ERR_CERT_NOT_YET_VALID => "cert_not_yet_valid",
+        openssl_sys::X509_V_ERR_CERT_HAS_EXPIRED => "cert_expired",
+        openssl_sys::X509_V_ERR_CERT_REVOKED => "cert_revoked",
+        openssl_sys::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+        | openssl_sys::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+        | openssl_sys::X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+        | openssl_sys::X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+        | openssl_sys::X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN => "unknown_ca",
+        _ => "bad_certificate",
+    };
+    Some(kind)
 }
 
 /// Maps OpenSSL's reason strings onto the fixed set of handshake failure kinds.

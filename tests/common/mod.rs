@@ -88,15 +88,23 @@ pub fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-/// Starts a node on 127.0.0.1 with a free port and the given extra variables.
-/// Its embedded store lives in a temporary directory removed with the node.
+/// Starts a node on 127.0.0.1 with free client and metrics ports and the given extra
+/// variables, which win over those defaults. Its embedded store lives in a temporary
+/// directory removed with the node.
 pub async fn start_node(vars: Vec<(String, String)>) -> TestNode {
     let data = tempfile::tempdir().unwrap();
-    let mut all = vec![
-        ("TOPGUN_HOST".to_owned(), "127.0.0.1".to_owned()),
-        ("TOPGUN_PORT".to_owned(), "0".to_owned()),
-        ("TOPGUN_DATA_DIR".to_owned(), path(data.path())),
+    let defaults = [
+        ("TOPGUN_HOST", "127.0.0.1".to_owned()),
+        ("TOPGUN_PORT", "0".to_owned()),
+        ("TOPGUN_METRICS_HOST", "127.0.0.1".to_owned()),
+        ("TOPGUN_METRICS_PORT", "0".to_owned()),
+        ("TOPGUN_DATA_DIR", path(data.path())),
     ];
+    let mut all: Vec<(String, String)> = defaults
+        .into_iter()
+        .filter(|(name, _)| !vars.iter().any(|(given, _)| given == name))
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
     all.extend(vars);
     let config = config::from_vars(all).expect("test configuration is valid");
     let prepared = node::prepare(config).expect("test key material loads");
@@ -113,6 +121,10 @@ pub struct TestNode {
 impl TestNode {
     pub fn client_addr(&self) -> SocketAddr {
         self.node.client_addr()
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.node.metrics_addr()
     }
 
     pub async fn shutdown(self, drain: std::time::Duration) -> bool {
@@ -246,6 +258,8 @@ impl NodeProcess {
             .env("TOPGUN_DATA_DIR", data_dir)
             .env("TOPGUN_HOST", "127.0.0.1")
             .env("TOPGUN_PORT", "0")
+            .env("TOPGUN_METRICS_HOST", "127.0.0.1")
+            .env("TOPGUN_METRICS_PORT", "0")
             .env("TOPGUN_LOG_FORMAT", "json")
             .envs(vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
