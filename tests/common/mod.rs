@@ -477,3 +477,22 @@ pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
 }
+
+/// The path of `tool` on `PATH`, or `None` after printing that the test is skipped.
+/// Under CI (`CI=true`, set for `.ci/run`, which installs the tool) a missing tool
+/// fails the test instead, so that a green run never hides a skipped check.
+pub fn tool_or_skip(tool: &str, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: `{tool}` is not installed; .ci/run installs Debian's prometheus package"
+        );
+        println!("{test}: skipped, `{tool}` is not installed (apt-get install prometheus)");
+    }
+    found
+}
