@@ -828,3 +828,19 @@ fn a_metrics_certificate_set_while_metrics_tls_is_off_is_reported_as_ignored() {
         }]
     );
 }
+
+#[test]
+fn logs_are_json_in_production_or_when_asked_and_text_otherwise() {
+    assert!(!config(vec![]).log.json);
+    assert!(config(vec![("NODE_ENV", "production")]).log.json);
+    assert!(config(vec![("TOPGUN_LOG_FORMAT", "json")]).log.json);
+    assert!(
+        !config(vec![
+            ("NODE_ENV", "production"),
+            ("TOPGUN_LOG_FORMAT", "text")
+        ])
+        .log
+        .json
+    );
+    assert_eq!(config(vec![("LOG_LEVEL", "debug")]).log.filter, "debug");
+}

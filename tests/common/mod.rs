@@ -238,6 +238,10 @@ pub struct NodeProcess {
     pub addr: SocketAddr,
     /// The log events printed up to and including "client listener ready".
     pub startup_log: Vec<serde_json::Value>,
+    /// Where the metrics endpoint is bound, from its "metrics endpoint ready" event.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The log events printed after start-up, as they arrive.
+    pub later_log: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
     _data: Option<TempDir>,
 }
 
@@ -278,13 +282,46 @@ impl NodeProcess {
                 break event["addr"].as_str().unwrap().parse().unwrap();
             }
         };
+        let metrics_addr = startup_log
+            .iter()
+            .find(|event| event["message"] == "metrics endpoint ready")
+            .and_then(|event| event["addr"].as_str()?.parse().ok());
         // Keep draining the log so that the node never blocks on a full pipe.
-        thread::spawn(move || lines.for_each(drop));
+        let later_log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = later_log.clone();
+        thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push(event);
+                }
+            }
+        });
         NodeProcess {
             child,
             addr,
             startup_log,
+            metrics_addr,
+            later_log,
             _data: None,
+        }
+    }
+
+    /// Waits up to [`DEADLINE`] for a log event after start-up with `message`.
+    pub fn wait_for_event(&self, message: &str) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let found = self
+                .later_log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|event| event["message"] == message)
+                .cloned();
+            if let Some(event) = found {
+                return event;
+            }
+            assert!(started.elapsed() < DEADLINE, "no {message:?} logged");
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
