@@ -60,11 +60,20 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
         write_peer_checks(out, node)?;
     }
 
-    writeln!(
-        out,
-        "metrics endpoint (not served by this version yet): {}",
-        config.metrics.bind
-    )?;
+    let metrics = Listener {
+        title: "metrics endpoint (GET /metrics)",
+        bind: config.metrics.bind,
+        tls: config.metrics.tls.as_ref().zip(node.metrics_tls.as_ref()),
+        production: false,
+    };
+    metrics.write(out)?;
+    if metrics.tls.is_some() {
+        writeln!(
+            out,
+            "  scraper certificates required: {}",
+            yes_no(config.metrics.require_client_cert)
+        )?;
+    }
     let limits = &config.limits;
     writeln!(
         out,

@@ -8,6 +8,7 @@
 //! - [`listener`]: the accept loop (connection cap, per-connection tasks) and the
 //!   client port (HTTP, WebSocket upgrade).
 //! - [`cluster`]: peer links, membership, partitions and replication between nodes.
+//! - [`metrics`]: the node's Prometheus registry and its scrape endpoint.
 //! - [`session`]: one client's WebSocket conversation; the hand-off to the data plane.
 //! - [`protocol`]: the client wire protocol, decoded and encoded.
 //! - [`locks`]: lock holders, fencing tokens and queues; pure logic.
@@ -35,6 +36,7 @@ pub mod crdt;
 pub mod fanout;
 pub mod listener;
 pub mod locks;
+pub mod metrics;
 pub mod node;
 pub mod pki;
 pub mod policy;

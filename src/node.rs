@@ -15,11 +15,12 @@ use tracing::{info, warn};
 
 use crate::auth::{KeyError, Verifier, MIN_HS256_SECRET_LEN};
 use crate::cluster::{self, Cluster, Peers};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, IdentitySource};
 use crate::fanout::Fanout;
 use crate::listener::client::{self, ClientContext};
 use crate::listener::Listener;
 use crate::locks::LockTable;
+use crate::metrics::{self, endpoint, Metrics};
 use crate::policy::{PolicyError, PolicySet};
 use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
@@ -53,6 +54,12 @@ pub enum StartError {
         // Shown in the message itself rather than chained as a source.
         io: std::io::Error,
     },
+    #[error("TOPGUN_METRICS_HOST/TOPGUN_METRICS_PORT: cannot listen on {addr}: {io}; choose a free port or another address")]
+    MetricsBind {
+        addr: SocketAddr,
+        // Shown in the message itself rather than chained as a source.
+        io: std::io::Error,
+    },
 }
 
 /// Certificates closer than this to their expiry are reported at start-up.
@@ -67,6 +74,7 @@ pub struct PreparedNode {
     pub cluster_tls: Option<ListenerTls>,
     /// The TLS side of dialling peers, when cluster TLS is on.
     pub cluster_dialer: Option<PeerConnector>,
+    pub metrics_tls: Option<ListenerTls>,
 }
 
 /// Loads and checks all key material named by `config`.
@@ -89,6 +97,8 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
         None => (None, None),
     };
 
+    let metrics_tls = endpoint::prepare_tls(&config.metrics)?;
+
     let verifier = Verifier::from_secret(&config.jwt_secret)?;
     let policies = match &config.policies {
         Some(file) => PolicySet::from_file(&file.path)?,
@@ -102,6 +112,7 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
         client_tls,
         cluster_tls,
         cluster_dialer,
+        metrics_tls,
     })
 }
 
@@ -110,6 +121,7 @@ pub struct RunningNode {
     client_addr: SocketAddr,
     cluster: Option<Arc<Cluster>>,
     cluster_addr: Option<SocketAddr>,
+    metrics_addr: SocketAddr,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -147,7 +159,11 @@ impl PreparedNode {
             );
         }
 
-        let listeners = [("client", &self.client_tls), ("cluster", &self.cluster_tls)];
+        let listeners = [
+            ("client", &self.client_tls),
+            ("cluster", &self.cluster_tls),
+            ("metrics", &self.metrics_tls),
+        ];
         for (listener, tls) in listeners {
             let Some(tls) = tls else { continue };
             let cert = &tls.identity.leaf;
@@ -160,6 +176,30 @@ impl PreparedNode {
             }
             if let Some(Err(reason)) = &tls.chain_verified {
                 warn!(listener, file = %tls.identity.source, %reason, "certificate does not verify against the configured CA");
+            }
+        }
+    }
+
+    /// Hands the served certificates and the CAs to `metrics` for
+    /// `topgun_certificate_expiry_days`.
+    fn track_certificates(&self, metrics: &Metrics) {
+        // The metrics endpoint counts as its own type only with its own certificate;
+        // otherwise it serves the client one, already tracked as `server`.
+        let own_metrics_cert = self.config.metrics.tls.as_ref().is_some_and(|tls| {
+            matches!(&tls.identity, IdentitySource::Pem { cert, .. } if cert.var.starts_with("TOPGUN_METRICS_"))
+        });
+        let listeners = [
+            ("server", &self.client_tls),
+            ("cluster", &self.cluster_tls),
+            ("metrics", &self.metrics_tls),
+        ];
+        for (cert_type, tls) in listeners {
+            let Some(tls) = tls else { continue };
+            if cert_type != "metrics" || own_metrics_cert {
+                metrics.track_certificate(cert_type, tls.identity.leaf.clone());
+            }
+            for ca in &tls.ca {
+                metrics.track_certificate("ca", ca.clone());
             }
         }
     }
@@ -198,6 +238,8 @@ impl PreparedNode {
 
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let metrics = Arc::new(Metrics::new());
+        self.track_certificates(&metrics);
         let dataplane = Arc::new(Dataplane {
             node_id: config.node_id.clone(),
             cluster: peers.clone(),
@@ -208,7 +250,12 @@ impl PreparedNode {
             policies: self.policies,
             locks: Mutex::new(LockTable::default()),
             remote_holders: Mutex::default(),
+            metrics: metrics.clone(),
         });
+        metrics.set_map_sizes(metrics::weak_map_sizes(
+            Arc::downgrade(&dataplane),
+            Dataplane::map_sizes,
+        ));
         tasks.spawn(sweep_locks(dataplane.clone(), shutdown.clone()));
         tasks.spawn(collect_garbage(
             dataplane.clone(),
@@ -222,6 +269,7 @@ impl PreparedNode {
             max_message_size: config.limits.max_message_size,
             shutdown: shutdown.clone(),
             tasks: tasks.clone(),
+            metrics: metrics.clone(),
             session: Arc::new(SessionContext {
                 verifier: Arc::new(self.verifier),
                 auth_timeout: config.limits.auth_timeout,
@@ -229,6 +277,20 @@ impl PreparedNode {
                 dataplane: dataplane.clone(),
             }),
         });
+
+        let metrics_addr = endpoint::start(
+            &config.metrics,
+            self.metrics_tls,
+            metrics,
+            config.limits.handshake_timeout,
+            &shutdown,
+            &tasks,
+        )
+        .await
+        .map_err(|io| StartError::MetricsBind {
+            addr: config.metrics.bind,
+            io,
+        })?;
 
         let secure = client.acceptor.is_some();
         info!(addr = %client_addr, tls = secure, node.id = %config.node_id, "client listener ready");
@@ -247,7 +309,7 @@ impl PreparedNode {
                 peer_timeout: config.cluster.peer_timeout,
                 anti_entropy_interval: config.cluster.anti_entropy_interval,
                 handshake_timeout: config.limits.handshake_timeout,
-                max_message_size: config.limits.max_message_size,
+                max_message_size: cluster::Settings::link_limit(config.limits.max_message_size),
             };
             info!(
                 addr = %bound,
@@ -274,6 +336,7 @@ impl PreparedNode {
             client_addr,
             cluster: running_cluster,
             cluster_addr,
+            metrics_addr,
             shutdown,
             tasks,
         })
@@ -353,6 +416,11 @@ impl RunningNode {
     /// The running cluster, when enabled: membership, partition table, counters.
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
+    }
+
+    /// Where the metrics endpoint is bound (useful with port 0).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
     }
 
     /// Stops accepting, tells every client to go (`SHUTDOWN_PENDING`, close 1001) and

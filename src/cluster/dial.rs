@@ -43,6 +43,18 @@ pub enum DialError {
     Upgrade(#[source] tokio_tungstenite::tungstenite::Error),
 }
 
+impl DialError {
+    /// The `error_type` label of the dial-error metric.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DialError::Connect(_) => "connect",
+            DialError::Timeout(_) => "timeout",
+            DialError::Tls { kind, .. } => kind,
+            DialError::Upgrade(_) => "other",
+        }
+    }
+}
+
 /// Keeps a link to `address` up until shutdown.
 pub async fn dial_loop(cluster: Arc<Cluster>, address: String) {
     let mut failures: u32 = 0;
@@ -69,12 +81,14 @@ pub async fn dial_loop(cluster: Arc<Cluster>, address: String) {
             }
             Ok(LinkEnd::NoHello) => {
                 failures += 1;
+                cluster.dataplane.metrics.dial_failed("other");
                 // Under TLS 1.3 a listener refusing our certificate shows only here.
                 let error = "the peer closed the link before its Hello; check its log for a refused certificate";
                 report(&address, &error, failures)
             }
             Err(error) => {
                 failures += 1;
+                cluster.dataplane.metrics.dial_failed(error.kind());
                 report(&address, &error, failures)
             }
         };

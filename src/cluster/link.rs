@@ -129,7 +129,10 @@ where
             let message = tokio::select! {
                 _ = close.cancelled() => break,
                 queued = queue.recv() => match queued {
-                    Some(bytes) => Message::Binary(bytes),
+                    Some(bytes) => {
+                        cluster.dataplane.metrics.replication_queue_depth(&peer, queue.len());
+                        Message::Binary(bytes)
+                    }
                     None => break,
                 },
                 _ = ping.tick() => Message::Ping(Bytes::new()),

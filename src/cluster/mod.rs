@@ -35,10 +35,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::config::{ClusterConfig, Discovery};
-use crate::listener::{Listener, Slot};
+use crate::listener::{self, Listener, Slot};
 use crate::session::dataplane::Dataplane;
 use crate::tls::dialer::PeerConnector;
-use crate::tls::handshake;
 use partition::{partition_of, PartitionTable};
 pub use peers::Peers;
 use wire::PeerMessage;
@@ -57,7 +56,22 @@ pub struct Settings {
     pub peer_timeout: Duration,
     pub anti_entropy_interval: Duration,
     pub handshake_timeout: Duration,
+    /// Largest message on a cluster link. Replicated changes carry a write's value with
+    /// the key's old and new visible values, so links take several times the client
+    /// limit; bulk transfers are cut into parts of [`Settings::part_budget`].
     pub max_message_size: usize,
+}
+
+impl Settings {
+    /// Cluster link limit for a node whose clients may send `client_limit` bytes.
+    pub fn link_limit(client_limit: usize) -> usize {
+        client_limit.saturating_mul(4).min(1 << 30)
+    }
+
+    /// Encoded size aimed at for each part of a bulk transfer (records, query results).
+    pub fn part_budget(&self) -> usize {
+        self.max_message_size / 4
+    }
 }
 
 /// Counters of what the cluster did, for tests and metrics.
@@ -196,12 +210,16 @@ impl Cluster {
     /// Called when a peer joins.
     pub fn peer_joined(&self, peer: &str) {
         let members = self.peers.table().members().len();
+        self.dataplane.metrics.set_cluster_members(members);
+        self.dataplane.metrics.peer_up(peer, true);
         info!(peer.id = peer, members, "cluster membership changed");
     }
 
     /// Called when a peer leaves: locks its sessions held here are released.
     pub fn peer_left(&self, peer: &str) {
         let members = self.peers.table().members().len();
+        self.dataplane.metrics.set_cluster_members(members);
+        self.dataplane.metrics.peer_up(peer, false);
         warn!(peer.id = peer, members, "peer left the cluster");
         self.dataplane.remote_node_gone(peer);
     }
@@ -270,8 +288,16 @@ impl Cluster {
                 let me = self.peers.me();
                 let entries = dataplane
                     .owned_matches(&map, &query, |key| table.owner(partition_of(key)) == me);
-                self.peers
-                    .send(peer, &PeerMessage::QueryResults { request, entries });
+                let parts = wire::in_parts(entries, self.settings.part_budget());
+                let last = parts.len() - 1;
+                for (index, entries) in parts.into_iter().enumerate() {
+                    let part = PeerMessage::QueryResults {
+                        request,
+                        entries,
+                        more: index < last,
+                    };
+                    self.peers.send(peer, &part);
+                }
             }
             PeerMessage::Digests { partitions } => self.compare(peer, partitions).await,
             PeerMessage::SyncRequest {
@@ -285,11 +311,16 @@ impl Cluster {
                     .map(|(p, _)| p)
                     .collect();
                 let snapshot = dataplane.snapshot_of(&differing);
-                let answer = PeerMessage::Records {
-                    request: Some(request),
-                    snapshot,
-                };
-                self.peers.send(peer, &answer);
+                // All parts but the last are pushes; the last one answers the request.
+                let parts = wire::snapshot_in_parts(snapshot, self.settings.part_budget());
+                let last = parts.len() - 1;
+                for (index, snapshot) in parts.into_iter().enumerate() {
+                    let part = PeerMessage::Records {
+                        request: (index == last).then_some(request),
+                        snapshot,
+                    };
+                    self.peers.send(peer, &part);
+                }
             }
             PeerMessage::Records { snapshot, .. } => {
                 let changed = dataplane.merge_records(snapshot).await;
@@ -357,11 +388,14 @@ impl Cluster {
             .repaired_partitions
             .fetch_add(differing.len() as u64, Ordering::Relaxed);
         let partitions: BTreeSet<u16> = differing.iter().map(|&(p, _)| p).collect();
-        let push = PeerMessage::Records {
-            request: None,
-            snapshot: self.dataplane.snapshot_of(&partitions),
-        };
-        self.peers.send(owner, &push);
+        let snapshot = self.dataplane.snapshot_of(&partitions);
+        for part in wire::snapshot_in_parts(snapshot, self.settings.part_budget()) {
+            let push = PeerMessage::Records {
+                request: None,
+                snapshot: part,
+            };
+            self.peers.send(owner, &push);
+        }
         self.fetch(owner, differing).await;
     }
 
@@ -430,7 +464,15 @@ impl Cluster {
 async fn serve(cluster: Arc<Cluster>, tcp: TcpStream, _slot: Slot) {
     let timeout = cluster.settings.handshake_timeout;
     match &cluster.acceptor {
-        Some(acceptor) => match handshake::accept(acceptor, tcp, timeout).await {
+        Some(acceptor) => match listener::tls_accept(
+            "cluster",
+            acceptor,
+            tcp,
+            timeout,
+            &cluster.dataplane.metrics,
+        )
+        .await
+        {
             Ok(established) => upgrade(cluster.clone(), established.stream).await,
             Err(error) => {
                 warn!(error_type = error.kind(), %error, "cluster TLS handshake failed");

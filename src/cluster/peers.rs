@@ -73,6 +73,8 @@ pub struct Peers {
 struct Waiter {
     peer: String,
     answer: oneshot::Sender<PeerMessage>,
+    /// Query entries of the parts received so far.
+    parts: Vec<(String, rmpv::Value)>,
 }
 
 struct State {
@@ -217,6 +219,7 @@ impl Peers {
         let waiter = Waiter {
             peer: peer.to_owned(),
             answer: tx,
+            parts: Vec::new(),
         };
         self.pending().insert(id, waiter);
         let _forget = Forget { peers: self, id };
@@ -231,12 +234,39 @@ impl Peers {
         }
     }
 
-    /// Hands an answer to its waiting request; false when nobody waits any more.
+    /// Hands an answer to its waiting request; false when nobody waits any more. The
+    /// parts of a query answer are gathered until the last one.
     pub fn complete(&self, request: u64, answer: PeerMessage) -> bool {
-        match self.pending().remove(&request) {
-            Some(waiter) => waiter.answer.send(answer).is_ok(),
-            None => false,
-        }
+        let mut pending = self.pending();
+        let Some(waiter) = pending.get_mut(&request) else {
+            return false;
+        };
+        let answer = match answer {
+            PeerMessage::QueryResults {
+                entries,
+                more: true,
+                ..
+            } => {
+                waiter.parts.extend(entries);
+                return true;
+            }
+            PeerMessage::QueryResults {
+                request,
+                mut entries,
+                more: false,
+            } => {
+                let mut all = std::mem::take(&mut waiter.parts);
+                all.append(&mut entries);
+                PeerMessage::QueryResults {
+                    request,
+                    entries: all,
+                    more: false,
+                }
+            }
+            answer => answer,
+        };
+        let waiter = pending.remove(&request).expect("looked up above");
+        waiter.answer.send(answer).is_ok()
     }
 
     fn publish_table(&self, state: &State) {

@@ -44,10 +44,12 @@ pub enum PeerMessage {
         map: String,
         query: Value,
     },
-    /// The matching entries of the keys the sender owns (`CLUSTER_QUERY_RESP`).
+    /// The matching entries of the keys the sender owns (`CLUSTER_QUERY_RESP`), in
+    /// parts that each fit a message: every part but the last has `more` set.
     QueryResults {
         request: u64,
         entries: Vec<(String, Value)>,
+        more: bool,
     },
     /// Anti-entropy: the owner's digest of each partition it shares with the receiver.
     Digests { partitions: Vec<(u16, u32)> },
@@ -141,6 +143,86 @@ pub struct Replicated {
     pub writer: u64,
 }
 
+/// Splits `items` into runs whose MessagePack encodings add up to about `budget` bytes
+/// each (an item larger than the budget travels alone), so that no message outgrows
+/// the peer's message size limit. Always returns at least one (maybe empty) run.
+pub fn in_parts<T: Serialize>(items: Vec<T>, budget: usize) -> Vec<Vec<T>> {
+    let mut parts = vec![Vec::new()];
+    let mut size = 0;
+    for item in items {
+        let item_size = rmp_serde::to_vec_named(&item).map_or(0, |bytes| bytes.len());
+        let current = parts.last_mut().expect("parts is never empty");
+        if !current.is_empty() && size + item_size > budget {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += item_size;
+        parts.last_mut().expect("parts is never empty").push(item);
+    }
+    parts
+}
+
+/// One record of a [`Snapshot`], for splitting it.
+#[derive(Serialize)]
+enum Piece {
+    Lww(String, String, crate::crdt::LwwRecord),
+    Or(String, String, crate::crdt::OrRecord),
+    Tombstone(String, String),
+}
+
+/// Splits `snapshot` into snapshots of about `budget` encoded bytes each.
+pub fn snapshot_in_parts(snapshot: Snapshot, budget: usize) -> Vec<Snapshot> {
+    let mut pieces = Vec::new();
+    for (map, tags) in snapshot.or_tombstones {
+        pieces.extend(
+            tags.into_iter()
+                .map(|tag| Piece::Tombstone(map.clone(), tag)),
+        );
+    }
+    for (map, records) in snapshot.lww {
+        pieces.extend(
+            records
+                .into_iter()
+                .map(|(key, record)| Piece::Lww(map.clone(), key, record)),
+        );
+    }
+    for (map, keys) in snapshot.or {
+        for (key, records) in keys {
+            pieces.extend(
+                records
+                    .into_values()
+                    .map(|record| Piece::Or(map.clone(), key.clone(), record)),
+            );
+        }
+    }
+    in_parts(pieces, budget)
+        .into_iter()
+        .map(|part| {
+            let mut snapshot = Snapshot::default();
+            for piece in part {
+                match piece {
+                    Piece::Lww(map, key, record) => {
+                        snapshot.lww.entry(map).or_default().insert(key, record);
+                    }
+                    Piece::Or(map, key, record) => {
+                        snapshot
+                            .or
+                            .entry(map)
+                            .or_default()
+                            .entry(key)
+                            .or_default()
+                            .insert(record.tag.clone(), record);
+                    }
+                    Piece::Tombstone(map, tag) => {
+                        snapshot.or_tombstones.entry(map).or_default().insert(tag);
+                    }
+                }
+            }
+            snapshot
+        })
+        .collect()
+}
+
 impl PeerMessage {
     /// The request id of an answer, which goes to whoever waits for it.
     pub fn answers(&self) -> Option<u64> {
@@ -217,6 +299,36 @@ mod tests {
             }],
         };
         assert_eq!(PeerMessage::decode(&message.encode()).unwrap(), message);
+    }
+
+    #[test]
+    fn a_snapshot_split_in_parts_keeps_every_record_and_respects_the_budget() {
+        let mut snapshot = Snapshot::default();
+        for i in 0..100u64 {
+            let record = LwwRecord {
+                value: Value::Binary(vec![7; 1000]),
+                timestamp: Timestamp::new(i, 0, "n"),
+                ttl_ms: None,
+            };
+            snapshot
+                .lww
+                .entry("m".into())
+                .or_default()
+                .insert(format!("k{i}"), record);
+        }
+        let parts = snapshot_in_parts(snapshot.clone(), 10_000);
+        assert!(parts.len() >= 10, "{} parts", parts.len());
+        for part in &parts {
+            assert!(rmp_serde::to_vec_named(part).unwrap().len() < 12_000);
+        }
+        let mut merged = Snapshot::default();
+        for part in parts {
+            for (map, records) in part.lww {
+                merged.lww.entry(map).or_default().extend(records);
+            }
+        }
+        assert_eq!(merged, snapshot);
+        assert_eq!(snapshot_in_parts(Snapshot::default(), 10).len(), 1);
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_CLUSTER_PORT",
     "TOPGUN_METRICS_HOST",
     "TOPGUN_METRICS_PORT",
+    "TOPGUN_METRICS_TLS_ENABLED",
+    "TOPGUN_METRICS_TLS_CERT_PATH",
+    "TOPGUN_METRICS_TLS_KEY_PATH",
+    "TOPGUN_METRICS_TLS_CA_PATH",
+    "TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT",
     "NODE_ID",
     "TOPGUN_PEERS",
     "TOPGUN_DISCOVERY_SERVICE",
@@ -81,6 +86,11 @@ pub(super) struct Raw {
     topgun_cluster_port: Option<String>,
     topgun_metrics_host: Option<String>,
     topgun_metrics_port: Option<String>,
+    topgun_metrics_tls_enabled: Option<String>,
+    topgun_metrics_tls_cert_path: Option<String>,
+    topgun_metrics_tls_key_path: Option<String>,
+    topgun_metrics_tls_ca_path: Option<String>,
+    topgun_metrics_tls_require_client_cert: Option<String>,
     node_id: Option<String>,
     topgun_peers: Option<String>,
     topgun_discovery_service: Option<String>,
@@ -192,6 +202,28 @@ impl Raw {
                     "TOPGUN_CLUSTER_CRL_PATH",
                     "revocation lists are checked against the cluster CA; set \
                      TOPGUN_CLUSTER_TLS_CA_PATH",
+                ))
+            }
+            _ => {}
+        }
+
+        let metrics_tls = self.metrics_tls(&profile)?;
+        let require_client_cert = parse_bool(
+            "TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT",
+            self.topgun_metrics_tls_require_client_cert.as_deref(),
+            false,
+        )?;
+        match &metrics_tls {
+            None if require_client_cert => {
+                return Err(ConfigError::invalid(
+                    "TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT",
+                    "scraper certificates need metrics TLS; set TOPGUN_METRICS_TLS_ENABLED=true",
+                ))
+            }
+            Some(tls) if require_client_cert && tls.ca.is_none() => {
+                return Err(ConfigError::invalid(
+                    "TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT",
+                    "scraper certificates need a CA to verify them; set TOPGUN_METRICS_TLS_CA_PATH",
                 ))
             }
             _ => {}
@@ -322,6 +354,8 @@ impl Raw {
             },
             metrics: MetricsConfig {
                 bind: SocketAddr::new(metrics_host, metrics_port),
+                tls: metrics_tls,
+                require_client_cert,
             },
             limits,
             database_url: self.database_url.map(Secret::new),
@@ -369,6 +403,22 @@ impl Raw {
                     ("TOPGUN_CLUSTER_CRL_PATH", &self.topgun_cluster_crl_path),
                 ],
             ),
+            (
+                (
+                    "TOPGUN_METRICS_TLS_ENABLED",
+                    &self.topgun_metrics_tls_enabled,
+                ),
+                vec![
+                    (
+                        "TOPGUN_METRICS_TLS_CERT_PATH",
+                        &self.topgun_metrics_tls_cert_path,
+                    ),
+                    (
+                        "TOPGUN_METRICS_TLS_CA_PATH",
+                        &self.topgun_metrics_tls_ca_path,
+                    ),
+                ],
+            ),
         ];
 
         let mut ignored = Vec::new();
@@ -387,7 +437,7 @@ impl Raw {
     }
 
     /// Variables that name files holding key material or passphrases.
-    fn path_vars(&self) -> [(&'static str, &Option<String>); 13] {
+    fn path_vars(&self) -> [(&'static str, &Option<String>); 16] {
         [
             ("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),
             ("TOPGUN_DATA_DIR", &self.topgun_data_dir),
@@ -420,6 +470,18 @@ impl Raw {
                 &self.topgun_cluster_tls_passphrase_file,
             ),
             ("TOPGUN_CLUSTER_CRL_PATH", &self.topgun_cluster_crl_path),
+            (
+                "TOPGUN_METRICS_TLS_CERT_PATH",
+                &self.topgun_metrics_tls_cert_path,
+            ),
+            (
+                "TOPGUN_METRICS_TLS_KEY_PATH",
+                &self.topgun_metrics_tls_key_path,
+            ),
+            (
+                "TOPGUN_METRICS_TLS_CA_PATH",
+                &self.topgun_metrics_tls_ca_path,
+            ),
         ]
     }
 
@@ -531,6 +593,65 @@ impl Raw {
             identity,
             ca: var_path(ca.0, ca.1),
             passphrase,
+            profile: profile.clone(),
+        }))
+    }
+
+    /// With `TOPGUN_METRICS_TLS_CERT_PATH` or `_KEY_PATH` set, the endpoint presents that
+    /// pair, a missing half falling back to its client counterpart; with neither, it
+    /// presents the client identity (PEM or PKCS#12). The CA falls back to the client CA,
+    /// and an encrypted key takes the client passphrase.
+    fn metrics_tls(&self, profile: &TlsProfile) -> Result<Option<TlsConfig>, ConfigError> {
+        let enabled = parse_bool(
+            "TOPGUN_METRICS_TLS_ENABLED",
+            self.topgun_metrics_tls_enabled.as_deref(),
+            false,
+        )?;
+        if !enabled {
+            return Ok(None);
+        }
+
+        let own_pem = self.topgun_metrics_tls_cert_path.is_some()
+            || self.topgun_metrics_tls_key_path.is_some();
+        let identity = if own_pem {
+            identity(
+                ("TOPGUN_TLS_PKCS12_PATH", &None),
+                fallback(
+                    (
+                        "TOPGUN_METRICS_TLS_CERT_PATH",
+                        &self.topgun_metrics_tls_cert_path,
+                    ),
+                    ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
+                ),
+                fallback(
+                    (
+                        "TOPGUN_METRICS_TLS_KEY_PATH",
+                        &self.topgun_metrics_tls_key_path,
+                    ),
+                    ("TOPGUN_TLS_KEY_PATH", &self.topgun_tls_key_path),
+                ),
+                "TOPGUN_METRICS_TLS_ENABLED",
+            )?
+        } else {
+            identity(
+                ("TOPGUN_TLS_PKCS12_PATH", &self.topgun_tls_pkcs12_path),
+                ("TOPGUN_TLS_CERT_PATH", &self.topgun_tls_cert_path),
+                ("TOPGUN_TLS_KEY_PATH", &self.topgun_tls_key_path),
+                "TOPGUN_METRICS_TLS_ENABLED",
+            )?
+        };
+        let ca = fallback(
+            (
+                "TOPGUN_METRICS_TLS_CA_PATH",
+                &self.topgun_metrics_tls_ca_path,
+            ),
+            ("TOPGUN_TLS_CA_PATH", &self.topgun_tls_ca_path),
+        );
+
+        Ok(Some(TlsConfig {
+            identity,
+            ca: var_path(ca.0, ca.1),
+            passphrase: self.client_passphrase()?,
             profile: profile.clone(),
         }))
     }

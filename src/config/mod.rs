@@ -212,6 +212,11 @@ pub struct ClusterConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricsConfig {
     pub bind: SocketAddr,
+    /// `None` serves plain `http://` (`TOPGUN_METRICS_TLS_ENABLED=false`).
+    pub tls: Option<TlsConfig>,
+    /// Require a scraper certificate that verifies against the CA
+    /// (`TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT`).
+    pub require_client_cert: bool,
 }
 
 /// Bounds that keep one peer from costing the node its availability.

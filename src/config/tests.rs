@@ -446,6 +446,12 @@ fn each_malformed_value_is_refused_naming_its_variable_and_what_it_takes() {
         ("TOPGUN_DISCOVERY_INTERVAL", "abc", "milliseconds"),
         ("TOPGUN_MAX_CONNECTIONS", "many", "greater than 0"),
         ("TOPGUN_LOG_FORMAT", "yaml", "`json` or `text`"),
+        ("TOPGUN_METRICS_TLS_ENABLED", "on", "`true` or `false`"),
+        (
+            "TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT",
+            "1",
+            "`true` or `false`",
+        ),
     ];
 
     for (var, value, takes) in cases {
@@ -868,6 +874,71 @@ fn a_specific_listening_address_is_advertised_and_a_wildcard_one_is_not() {
 }
 
 #[test]
+fn the_metrics_endpoint_is_plain_http_by_default() {
+    let config = config(client_tls());
+
+    assert_eq!(config.metrics.tls, None);
+    assert!(!config.metrics.require_client_cert);
+}
+
+#[test]
+fn metrics_tls_without_its_own_files_presents_the_client_certificate() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"),
+        ("TOPGUN_METRICS_TLS_ENABLED", "true"),
+    ]);
+
+    let tls = config(vars).metrics.tls.expect("metrics TLS is on");
+
+    assert_eq!(
+        tls.identity,
+        pem(
+            var_path("TOPGUN_TLS_CERT_PATH", "/tls/client.crt"),
+            var_path("TOPGUN_TLS_KEY_PATH", "/tls/client.key"),
+        )
+    );
+    assert_eq!(tls.ca, Some(var_path("TOPGUN_TLS_CA_PATH", "/tls/ca.crt")));
+}
+
+#[test]
+fn metrics_tls_files_and_ca_win_over_the_client_ones() {
+    let mut vars = client_tls();
+    vars.extend([
+        ("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"),
+        ("TOPGUN_METRICS_TLS_ENABLED", "true"),
+        ("TOPGUN_METRICS_TLS_CERT_PATH", "/tls/metrics.crt"),
+        ("TOPGUN_METRICS_TLS_KEY_PATH", "/tls/metrics.key"),
+        ("TOPGUN_METRICS_TLS_CA_PATH", "/tls/scrapers.crt"),
+        ("TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT", "true"),
+    ]);
+
+    let metrics = config(vars).metrics;
+    let tls = metrics.tls.expect("metrics TLS is on");
+
+    assert_eq!(
+        tls.identity,
+        pem(
+            var_path("TOPGUN_METRICS_TLS_CERT_PATH", "/tls/metrics.crt"),
+            var_path("TOPGUN_METRICS_TLS_KEY_PATH", "/tls/metrics.key"),
+        )
+    );
+    assert_eq!(
+        tls.ca,
+        Some(var_path("TOPGUN_METRICS_TLS_CA_PATH", "/tls/scrapers.crt"))
+    );
+    assert!(metrics.require_client_cert);
+}
+
+#[test]
+fn metrics_tls_without_any_certificate_names_the_metrics_switch() {
+    refused_naming(
+        vec![("TOPGUN_METRICS_TLS_ENABLED", "true")],
+        "TOPGUN_METRICS_TLS_ENABLED",
+    );
+}
+
+#[test]
 fn an_advertised_wildcard_or_host_with_port_is_refused() {
     for value in ["0.0.0.0", "::", "node-1:9080", "bad host"] {
         refused(
@@ -895,4 +966,53 @@ fn a_peer_timeout_not_longer_than_the_ping_interval_is_refused() {
     assert_eq!(timing.ping_interval, Duration::from_millis(1_000));
     assert_eq!(timing.peer_timeout, Duration::from_millis(5_000));
     assert_eq!(timing.anti_entropy_interval, Duration::from_millis(10_000));
+}
+
+#[test]
+fn scraper_certificates_without_metrics_tls_or_without_a_ca_are_refused() {
+    let message = refused_naming(
+        vec![("TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT", "true")],
+        "TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT",
+    );
+    let mut no_ca = client_tls();
+    no_ca.extend([
+        ("TOPGUN_METRICS_TLS_ENABLED", "true"),
+        ("TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT", "true"),
+    ]);
+    let no_ca_message = refused_naming(no_ca, "TOPGUN_METRICS_TLS_REQUIRE_CLIENT_CERT");
+
+    assert!(message.contains("TOPGUN_METRICS_TLS_ENABLED"), "{message}");
+    assert!(
+        no_ca_message.contains("TOPGUN_METRICS_TLS_CA_PATH"),
+        "{no_ca_message}"
+    );
+}
+
+#[test]
+fn a_metrics_certificate_set_while_metrics_tls_is_off_is_reported_as_ignored() {
+    let config = config(vec![("TOPGUN_METRICS_TLS_CERT_PATH", "/tls/metrics.crt")]);
+
+    assert_eq!(
+        config.ignored,
+        [Ignored {
+            var: "TOPGUN_METRICS_TLS_CERT_PATH",
+            switch: "TOPGUN_METRICS_TLS_ENABLED"
+        }]
+    );
+}
+
+#[test]
+fn logs_are_json_in_production_or_when_asked_and_text_otherwise() {
+    assert!(!config(vec![]).log.json);
+    assert!(config(vec![("NODE_ENV", "production")]).log.json);
+    assert!(config(vec![("TOPGUN_LOG_FORMAT", "json")]).log.json);
+    assert!(
+        !config(vec![
+            ("NODE_ENV", "production"),
+            ("TOPGUN_LOG_FORMAT", "text")
+        ])
+        .log
+        .json
+    );
+    assert_eq!(config(vec![("LOG_LEVEL", "debug")]).log.filter, "debug");
 }

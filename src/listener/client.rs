@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, Instrument, Span};
 
-use crate::listener::Slot;
+use crate::listener::{self, Slot};
+use crate::metrics::Metrics;
 use crate::session::{self, SessionContext};
-use crate::tls::handshake;
 
 /// Everything a client connection needs, shared by all of them.
 pub struct ClientContext {
@@ -41,6 +41,7 @@ pub struct ClientContext {
     pub session: Arc<SessionContext>,
     /// Sessions outlive their HTTP connection task, so they are tracked here too.
     pub tasks: TaskTracker,
+    pub metrics: Arc<Metrics>,
 }
 
 type HttpResponse = Response<Full<Bytes>>;
@@ -52,7 +53,8 @@ pub async fn serve(context: Arc<ClientContext>, tcp: TcpStream, slot: Slot) {
         return;
     };
 
-    match handshake::accept(acceptor, tcp, context.handshake_timeout).await {
+    let timeout = context.handshake_timeout;
+    match listener::tls_accept("client", acceptor, tcp, timeout, &context.metrics).await {
         Ok(established) => {
             debug!(
                 tls.version = established.version,
@@ -62,7 +64,8 @@ pub async fn serve(context: Arc<ClientContext>, tcp: TcpStream, slot: Slot) {
             );
             serve_http(context.clone(), established.stream, slot).await;
         }
-        // Failed client handshakes are routine on an open port: debug, not warn.
+        // Failed client handshakes are routine on an open port: debug, not warn; they
+        // are counted in topgun_tls_handshake_errors_total.
         Err(error) => debug!(error_type = error.kind(), %error, "tls handshake failed"),
     }
 }
@@ -172,6 +175,7 @@ fn upgrade(
         .max_message_size(Some(context.max_message_size))
         .max_frame_size(Some(context.max_message_size));
     let session = context.session.clone();
+    let metrics = context.metrics.clone();
     context.tasks.spawn(
         async move {
             let _slot = slot;
@@ -180,6 +184,7 @@ fn upgrade(
                     let io = TokioIo::new(upgraded);
                     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     debug!("websocket open");
+                    let _connected = metrics.client_connected();
                     session::run(ws, session).await;
                 }
                 Err(error) => debug!(%error, "websocket upgrade failed"),

@@ -12,11 +12,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openssl::ssl::SslAcceptor;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug_span, warn, Instrument};
+
+use crate::metrics::Metrics;
+use crate::tls::handshake::{self, Established, HandshakeError};
 
 /// Holds one connection slot; the slot frees when the last clone is dropped, so a
 /// WebSocket that outlives its HTTP exchange keeps the slot it came in on.
@@ -89,4 +94,24 @@ impl Listener {
             tasks.spawn(handle(tcp, Slot(Arc::new(permit))).instrument(span));
         }
     }
+}
+
+/// Runs the TLS handshake of a connection accepted on `listener` (a value of
+/// [`crate::metrics::LISTENERS`]) and counts its outcome: version, cipher, duration and
+/// resumption when it completes, the error type when it fails. Callers log a failure
+/// at the level their port deserves: debug for clients and scrapers, warn for peers.
+pub async fn tls_accept(
+    listener: &'static str,
+    acceptor: &SslAcceptor,
+    tcp: TcpStream,
+    timeout: Duration,
+    metrics: &Metrics,
+) -> Result<Established, HandshakeError> {
+    let started = Instant::now();
+    let result = handshake::accept(acceptor, tcp, timeout).await;
+    match &result {
+        Ok(established) => metrics.handshake_completed(listener, established, started.elapsed()),
+        Err(error) => metrics.handshake_failed(listener, error.kind()),
+    }
+    result
 }

@@ -13,6 +13,7 @@ use crate::auth::Principal;
 use crate::crdt::{SystemClock, Timestamp, WallClock};
 use crate::fanout::Fanout;
 use crate::locks::LockTable;
+use crate::metrics::{Metrics, Op};
 use crate::policy::{Action, PolicySet, ReadView};
 use crate::protocol::client::{
     ClientOp, LockRelease, LockRequest, MerkleReqBucket, OpBatch, QuerySub, QueryUnsub, SyncInit,
@@ -48,6 +49,7 @@ pub struct Dataplane {
     pub locks: Mutex<LockTable>,
     /// Lock holders that are sessions of other nodes.
     pub remote_holders: Mutex<super::locks::RemoteHolders>,
+    pub metrics: std::sync::Arc<Metrics>,
 }
 
 impl Dataplane {
@@ -122,6 +124,7 @@ impl Dataplane {
         if let Some(denied) = self.read_denied(principal, &sync.map_name) {
             return vec![denied];
         }
+        self.metrics.count_op(Op::Get, &sync.map_name);
         let last = sync.last_sync_timestamp.unwrap_or(0.0);
         if last > 0.0 && SystemClock.now_millis() as f64 - last > GC_AGE_MS as f64 {
             return vec![server::sync_reset_required(&sync.map_name)];
@@ -199,6 +202,11 @@ impl Dataplane {
                 messages
             });
         }
+    }
+
+    /// Items per map, for `topgun_map_size_items`.
+    pub fn map_sizes(&self) -> Vec<(String, usize)> {
+        self.store().sizes()
     }
 
     pub(super) fn locks(&self) -> std::sync::MutexGuard<'_, LockTable> {

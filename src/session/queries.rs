@@ -9,6 +9,7 @@ use tracing::debug;
 
 use super::dataplane::{Caller, Dataplane};
 use crate::fanout::{Recipient, Subscribed};
+use crate::metrics::Op;
 use crate::policy::ReadView;
 use crate::protocol::client::{QuerySub, QueryUnsub};
 use crate::protocol::server;
@@ -26,6 +27,7 @@ impl Dataplane {
         if let Some(denied) = self.read_denied(caller.principal, &request.map_name) {
             return vec![denied];
         }
+        self.metrics.count_op(Op::Subscribe, &request.map_name);
         if predicate_depth(&request.query) > MAX_PREDICATE_DEPTH {
             debug!("query predicate nested too deeply");
             return vec![server::invalid_message()];

@@ -68,7 +68,12 @@ impl Dataplane {
                         .map(|outcomes| outcomes.iter().map(Result::is_ok).collect())
                 } else {
                     let left = deadline.saturating_duration_since(Instant::now());
-                    forward(peers, &owner, group, writer, left).await
+                    let count = group.len() as u64;
+                    let forwarded = forward(peers, &owner, group, writer, left).await;
+                    if forwarded.is_ok() {
+                        self.metrics.forwarded_ops(count);
+                    }
+                    forwarded
                 };
                 (indexes, outcome)
             });

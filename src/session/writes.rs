@@ -8,6 +8,7 @@ use tracing::{debug, error};
 
 use super::dataplane::{stamped, Caller, Dataplane, GC_AGE_MS, NO_WRITER};
 use crate::crdt::Timestamp;
+use crate::metrics::Op;
 use crate::protocol::client::ClientOp;
 use crate::protocol::server;
 use crate::storage::{Batch, Mutation, StorageError};
@@ -105,6 +106,8 @@ impl Dataplane {
             for op in ops {
                 match store.apply(op) {
                     Ok(change) => {
+                        self.metrics
+                            .count_op(Op::write(op.is_removal()), &op.map_name);
                         changes.extend(change.map(|change| stamped(&mut store, change)));
                         outcomes.push(Ok(()));
                     }

@@ -190,6 +190,21 @@ impl Store {
         }))
     }
 
+    /// The number of items of each map, as the reference server's metrics count them:
+    /// LWW records including tombstones, OR records (not tombstoned tags).
+    pub fn sizes(&self) -> Vec<(String, usize)> {
+        self.maps
+            .iter()
+            .map(|(name, map)| {
+                let size = match map {
+                    Map::Lww(map) => map.records().count(),
+                    Map::Or(map) => map.stored().map(|(_, records)| records.count()).sum(),
+                };
+                (name.clone(), size)
+            })
+            .collect()
+    }
+
     /// Every visible entry of a map, for queries; an unknown map is empty. Entries come
     /// in key order (upstream uses insertion order, which only matters for unsorted
     /// queries with `offset`/`limit`).

@@ -15,7 +15,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
-use crate::tls::peer::{self, Refusal};
+use openssl::x509::X509VerifyResult;
+
+use crate::tls::peer::{self, Direction, Refusal};
 
 /// First byte of every TLS handshake record.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -139,7 +141,15 @@ pub async fn connect(
 
 /// Why a handshake on `ssl` failed with `error`.
 fn failure(ssl: &SslRef, error: openssl::ssl::Error) -> HandshakeError {
-    if let Some(refusal) = peer::refusal(ssl) {
+    // The verify callback of cluster links records why it refused; elsewhere (the
+    // metrics port's scraper certificates) the verify result says it.
+    let refusal = peer::refusal(ssl).or_else(|| {
+        let result = ssl.verify_result();
+        (result != X509VerifyResult::OK)
+            .then(|| Refusal::from_verify_error(result, Direction::Inbound))
+            .flatten()
+    });
+    if let Some(refusal) = refusal {
         return HandshakeError::Refused {
             refusal,
             source: error,

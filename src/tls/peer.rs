@@ -91,7 +91,10 @@ impl Refusal {
 
     /// The refusal an OpenSSL verification error stands for; `None` for the errors
     /// that are tolerated (a CRL past its nextUpdate).
-    fn from_verify_error(error: X509VerifyResult, direction: Direction) -> Option<Refusal> {
+    pub(crate) fn from_verify_error(
+        error: X509VerifyResult,
+        direction: Direction,
+    ) -> Option<Refusal> {
         Some(match error.as_raw() {
             ffi::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
             | ffi::X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY

@@ -61,6 +61,8 @@ impl Member {
             ("TOPGUN_PORT".into(), "0".into()),
             ("TOPGUN_CLUSTER_PORT".into(), cluster_port.to_string()),
             ("TOPGUN_CLUSTER_ENABLED".into(), "true".into()),
+            ("TOPGUN_METRICS_HOST".into(), "127.0.0.1".into()),
+            ("TOPGUN_METRICS_PORT".into(), "0".into()),
             ("TOPGUN_DATA_DIR".into(), path(data)),
             ("TOPGUN_PEERS".into(), peers.join(",")),
         ];

@@ -90,15 +90,23 @@ pub fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
-/// Starts a node on 127.0.0.1 with a free port and the given extra variables.
-/// Its embedded store lives in a temporary directory removed with the node.
+/// Starts a node on 127.0.0.1 with free client and metrics ports and the given extra
+/// variables, which win over those defaults. Its embedded store lives in a temporary
+/// directory removed with the node.
 pub async fn start_node(vars: Vec<(String, String)>) -> TestNode {
     let data = tempfile::tempdir().unwrap();
-    let mut all = vec![
-        ("TOPGUN_HOST".to_owned(), "127.0.0.1".to_owned()),
-        ("TOPGUN_PORT".to_owned(), "0".to_owned()),
-        ("TOPGUN_DATA_DIR".to_owned(), path(data.path())),
+    let defaults = [
+        ("TOPGUN_HOST", "127.0.0.1".to_owned()),
+        ("TOPGUN_PORT", "0".to_owned()),
+        ("TOPGUN_METRICS_HOST", "127.0.0.1".to_owned()),
+        ("TOPGUN_METRICS_PORT", "0".to_owned()),
+        ("TOPGUN_DATA_DIR", path(data.path())),
     ];
+    let mut all: Vec<(String, String)> = defaults
+        .into_iter()
+        .filter(|(name, _)| !vars.iter().any(|(given, _)| given == name))
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
     all.extend(vars);
     let config = config::from_vars(all).expect("test configuration is valid");
     let prepared = node::prepare(config).expect("test key material loads");
@@ -119,6 +127,10 @@ impl TestNode {
 
     pub fn cluster_addr(&self) -> Option<SocketAddr> {
         self.node.cluster_addr()
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.node.metrics_addr()
     }
 
     pub async fn shutdown(self, drain: std::time::Duration) -> bool {
@@ -232,6 +244,10 @@ pub struct NodeProcess {
     pub addr: SocketAddr,
     /// The log events printed up to and including "client listener ready".
     pub startup_log: Vec<serde_json::Value>,
+    /// Where the metrics endpoint is bound, from its "metrics endpoint ready" event.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The log events printed after start-up, as they arrive.
+    pub later_log: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
     _data: Option<TempDir>,
 }
 
@@ -252,6 +268,8 @@ impl NodeProcess {
             .env("TOPGUN_DATA_DIR", data_dir)
             .env("TOPGUN_HOST", "127.0.0.1")
             .env("TOPGUN_PORT", "0")
+            .env("TOPGUN_METRICS_HOST", "127.0.0.1")
+            .env("TOPGUN_METRICS_PORT", "0")
             .env("TOPGUN_LOG_FORMAT", "json")
             .envs(vars.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -270,13 +288,46 @@ impl NodeProcess {
                 break event["addr"].as_str().unwrap().parse().unwrap();
             }
         };
+        let metrics_addr = startup_log
+            .iter()
+            .find(|event| event["message"] == "metrics endpoint ready")
+            .and_then(|event| event["addr"].as_str()?.parse().ok());
         // Keep draining the log so that the node never blocks on a full pipe.
-        thread::spawn(move || lines.for_each(drop));
+        let later_log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = later_log.clone();
+        thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push(event);
+                }
+            }
+        });
         NodeProcess {
             child,
             addr,
             startup_log,
+            metrics_addr,
+            later_log,
             _data: None,
+        }
+    }
+
+    /// Waits up to [`DEADLINE`] for a log event after start-up with `message`.
+    pub fn wait_for_event(&self, message: &str) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let found = self
+                .later_log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|event| event["message"] == message)
+                .cloned();
+            if let Some(event) = found {
+                return event;
+            }
+            assert!(started.elapsed() < DEADLINE, "no {message:?} logged");
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -468,4 +519,23 @@ pub fn client_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
     frame.extend(mask);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
+}
+
+/// The path of `tool` on `PATH`, or `None` after printing that the test is skipped.
+/// Under CI (`CI=true`, set for `.ci/run`, which installs the tool) a missing tool
+/// fails the test instead, so that a green run never hides a skipped check.
+pub fn tool_or_skip(tool: &str, test: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: `{tool}` is not installed; .ci/run installs Debian's prometheus package"
+        );
+        println!("{test}: skipped, `{tool}` is not installed (apt-get install prometheus)");
+    }
+    found
 }
