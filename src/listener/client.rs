@@ -29,6 +29,11 @@ use crate::listener::{self, Slot};
 use crate::metrics::Metrics;
 use crate::session::{self, SessionContext};
 
+/// Bytes each WebSocket reads at a time. tungstenite's default (128 KiB) is zeroed
+/// and kept for the life of the connection, which made it most of an idle session's
+/// memory; a larger message still gets a buffer of its own size while it arrives.
+const WS_READ_BUFFER: usize = 4 * 1024;
+
 /// Everything a client connection needs, shared by all of them.
 pub struct ClientContext {
     /// `None` serves plain HTTP and `ws://`.
@@ -172,6 +177,7 @@ fn upgrade(
 
     let on_upgrade = hyper::upgrade::on(request);
     let config = WebSocketConfig::default()
+        .read_buffer_size(WS_READ_BUFFER)
         .max_message_size(Some(context.max_message_size))
         .max_frame_size(Some(context.max_message_size));
     let session = context.session.clone();

@@ -132,5 +132,7 @@ pub(crate) fn apply_profile(
     builder.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION);
     // The chain sent is the one loaded and checked, never one OpenSSL builds itself.
     builder.set_mode(SslMode::NO_AUTO_CHAIN);
+    // Idle connections give their record buffers back (about 34 KiB each), as nginx's do.
+    builder.set_mode(SslMode::RELEASE_BUFFERS);
     Ok(())
 }
