@@ -118,10 +118,21 @@ impl Dataplane {
                 }
             }
         }
-        if self.persist(mutations(&changes)).await.is_err() {
+        // The commit takes its place in the write order here, under the lock. A store
+        // that fixes that order at the call lets the next writer apply while this one
+        // waits for its fsync, so that concurrent writes share one (group commit).
+        let durable = self.start_persist(mutations(&changes));
+        let durable = if self.storage.orders_at_call() {
+            drop(serial);
+            durable.await
+        } else {
+            let durable = durable.await;
+            drop(serial);
+            durable
+        };
+        if durable.is_err() {
             return Err(WriteFailed::NotDurable);
         }
-        drop(serial);
         let local_writer = if origin == self.node_id() {
             writer
         } else {
@@ -159,6 +170,23 @@ impl Dataplane {
         self.broadcast(&expired, NO_WRITER);
         let prune = server::gc_prune(&older_than);
         self.fanout.publish(|_| vec![prune.clone()]);
+    }
+
+    /// Like [`Self::persist`], but the storage is handed the batch now, before the
+    /// returned future is first polled.
+    fn start_persist(
+        &self,
+        mutations: Vec<Mutation>,
+    ) -> impl std::future::Future<Output = Result<(), StorageError>> + '_ {
+        let commit = (!mutations.is_empty()).then(|| self.storage.commit(Batch { mutations }));
+        async move {
+            let Some(commit) = commit else {
+                return Ok(());
+            };
+            commit.await.inspect_err(|failure| {
+                error!(error = %failure, "writes could not be made durable; not acknowledged");
+            })
+        }
     }
 
     pub(super) async fn persist(&self, mutations: Vec<Mutation>) -> Result<(), StorageError> {

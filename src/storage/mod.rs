@@ -42,6 +42,15 @@ pub trait Storage: Send + Sync {
     /// node may acknowledge the writes it carries (`OP_ACK`) as soon as this
     /// returns `Ok`, and never before. On `Err` nothing of the batch is stored.
     fn commit(&self, batch: Batch) -> StorageFuture<'_, ()>;
+
+    /// Whether a batch takes its place in the order of writes when [`Storage::commit`]
+    /// is *called* (not when its future is first polled), so that batches committed
+    /// one after the other are stored in that order even when their futures are
+    /// awaited concurrently. The write path then waits for durability without holding
+    /// its write lock, and concurrent writes can share one fsync. Default: `false`.
+    fn orders_at_call(&self) -> bool {
+        false
+    }
 }
 
 /// Everything a backend holds, by map name.
