@@ -8,6 +8,12 @@ use tracing::{error, info, warn};
 
 use topgun_server::{check, config, node, pki, shutdown, telemetry, tls};
 
+/// mimalloc rather than glibc's malloc: the data plane allocates many small values
+/// per op, and under glibc a third or more of the node's CPU in the write benchmark
+/// went to malloc, free and heap consolidation (`topgun-bench --only writes`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit status for a configuration the node refuses.
 const EXIT_CONFIG: u8 = 1;
 
