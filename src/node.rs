@@ -24,7 +24,9 @@ use crate::metrics::{self, endpoint, Metrics};
 use crate::policy::{PolicyError, PolicySet};
 use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
-use crate::storage::{EmbeddedStorage, PostgresStorage, Snapshot, Storage, StorageError};
+use crate::storage::{
+    EmbeddedStorage, MemoryStorage, PostgresStorage, Snapshot, Storage, StorageError,
+};
 use crate::store::Store;
 use crate::tls::{self, inspect, ListenerTls, PeerCertificates, PeerConnector, TlsError};
 
@@ -343,8 +345,13 @@ impl PreparedNode {
     }
 }
 
-/// PostgreSQL when `DATABASE_URL` is set, else the embedded store; and its contents.
+/// PostgreSQL when `DATABASE_URL` is set, memory when `TOPGUN_STORAGE=memory`, else the
+/// embedded store; and its contents.
 async fn open_storage(config: &Config) -> Result<(Box<dyn Storage>, Snapshot), StartError> {
+    if config.memory_storage {
+        warn!("TOPGUN_STORAGE=memory: writes are acknowledged without being durable and are lost when the node stops; use it for benchmarks and tests only");
+        return Ok((Box::new(MemoryStorage), Snapshot::default()));
+    }
     let (storage, var): (Box<dyn Storage>, _) = match &config.database_url {
         Some(url) => {
             let storage = PostgresStorage::connect(url.expose())

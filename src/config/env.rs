@@ -76,6 +76,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_POLICIES_PATH",
     "TOPGUN_GC_INTERVAL_MS",
     "TOPGUN_DATA_DIR",
+    "TOPGUN_STORAGE",
 ];
 
 /// The variables as strings; [`Raw::check`] parses each so that errors name the variable.
@@ -136,6 +137,7 @@ pub(super) struct Raw {
     topgun_policies_path: Option<String>,
     topgun_gc_interval_ms: Option<String>,
     topgun_data_dir: Option<String>,
+    topgun_storage: Option<String>,
 }
 
 impl Raw {
@@ -324,6 +326,23 @@ impl Raw {
             None => Discovery::Manual,
         };
 
+        let memory_storage = match self.topgun_storage.as_deref() {
+            None | Some("embedded") => false,
+            Some("memory") if self.database_url.is_some() => {
+                return Err(ConfigError::invalid(
+                    "TOPGUN_STORAGE",
+                    "memory cannot be combined with DATABASE_URL; unset one of them",
+                ))
+            }
+            Some("memory") => true,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "TOPGUN_STORAGE",
+                    "must be embedded or memory",
+                ))
+            }
+        };
+
         Ok(Config {
             node_id: self.node_id.unwrap_or_else(random_node_id),
             client: ClientListenerConfig {
@@ -360,6 +379,7 @@ impl Raw {
             limits,
             database_url: self.database_url.map(Secret::new),
             data_dir: PathBuf::from(self.topgun_data_dir.as_deref().unwrap_or("data")),
+            memory_storage,
             policies: var_path("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),
             jwt_secret_is_default: self.jwt_secret.is_none(),
             jwt_secret: Secret::new(self.jwt_secret.as_deref().unwrap_or(DEFAULT_JWT_SECRET)),

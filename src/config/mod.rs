@@ -256,6 +256,9 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// Directory of the embedded store (`TOPGUN_DATA_DIR`, default `data`).
     pub data_dir: PathBuf,
+    /// Keep records in memory only, for benchmarks and tests (`TOPGUN_STORAGE=memory`):
+    /// nothing survives a restart.
+    pub memory_storage: bool,
     pub jwt_secret: Secret,
     /// Permission policies (`TOPGUN_POLICIES_PATH`); unset means upstream's default,
     /// every USER may do everything on every map.

@@ -1016,3 +1016,22 @@ fn logs_are_json_in_production_or_when_asked_and_text_otherwise() {
     );
     assert_eq!(config(vec![("LOG_LEVEL", "debug")]).log.filter, "debug");
 }
+
+#[test]
+fn storage_is_embedded_unless_memory_is_asked_for() {
+    assert!(!config(vec![]).memory_storage);
+    assert!(!config(vec![("TOPGUN_STORAGE", "embedded")]).memory_storage);
+    assert!(config(vec![("TOPGUN_STORAGE", "memory")]).memory_storage);
+}
+
+#[test]
+fn an_unknown_storage_or_memory_with_a_database_is_refused() {
+    refused_naming(vec![("TOPGUN_STORAGE", "disk")], "TOPGUN_STORAGE");
+    refused_naming(
+        vec![
+            ("TOPGUN_STORAGE", "memory"),
+            ("DATABASE_URL", "postgres://u:p@db/topgun"),
+        ],
+        "TOPGUN_STORAGE",
+    );
+}

@@ -2,7 +2,8 @@
 //!
 //! Storage keeps whatever it was last told to keep: merging, TTL expiry and
 //! pruning decisions belong to the store, which sends their results here as a
-//! [`Batch`]. Two backends: [`EmbeddedStorage`] (redb) and [`PostgresStorage`].
+//! [`Batch`]. Two backends: [`EmbeddedStorage`] (redb) and [`PostgresStorage`], and
+//! [`MemoryStorage`], which keeps nothing (benchmarks and tests).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
@@ -16,6 +17,7 @@ use serde::Serialize;
 use crate::crdt::{LwwRecord, OrRecord, Timestamp};
 
 pub mod embedded;
+pub mod memory;
 pub mod postgres;
 mod postgres_sql;
 mod postgres_tls;
@@ -24,6 +26,7 @@ mod postgres_tls;
 mod conformance;
 
 pub use embedded::EmbeddedStorage;
+pub use memory::MemoryStorage;
 pub use postgres::PostgresStorage;
 
 /// The future every [`Storage`] method returns.
