@@ -433,7 +433,7 @@ fn targets(bench: &Bench, floor: Option<&bound::Bound>) -> Vec<Target> {
             .rows
             .iter()
             .filter(|r| {
-                r.section == "writes" && r.case.starts_with(&format!("embedded batch={batch} "))
+                r.section == "writes" && r.case.starts_with(&format!("memory batch={batch} "))
             })
             .filter(|r| !r.case.contains("paced"))
             .filter_map(|r| r.cpu_us)

@@ -125,7 +125,7 @@ pub async fn run(case: &Case<'_>) -> Result<Vec<Row>, BoxError> {
             if closed > 0 {
                 format!("closed with {closed}")
             } else {
-                "kept".into()
+                "not closed by the end of the phase (still reading its backlog)".into()
             },
             trace.join(" ")
         ),
