@@ -69,10 +69,10 @@ impl Plan {
         if smoke {
             Plan {
                 handshake_concurrency: vec![1, 10],
-                handshake_time: Duration::from_millis(150),
+                handshake_time: Duration::from_millis(100),
                 write_batches: vec![1, 100],
                 write_connections: vec![1, 10],
-                write_time: Duration::from_millis(200),
+                write_time: Duration::from_millis(150),
                 fanout_clients: 10,
                 fanout_time: Duration::from_millis(300),
                 idle_levels: vec![100],
@@ -166,7 +166,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
 
     let mut floor = None;
     if wants("bound") {
-        let (bound, rows) = bound::measure(plan.speed_seconds)?;
+        let (bound, rows) = bound::measure(plan.speed_seconds, args.smoke)?;
         floor = Some(bound);
         for row in rows {
             bench.add(row);

@@ -100,6 +100,7 @@ impl Node {
         for (name, value) in extra {
             command.env(name, value);
         }
+        die_with_parent(&mut command);
         let mut child = command.spawn().map_err(|e| {
             format!(
                 "starting {}: {e} (build it with `cargo build --release --bins`)",
@@ -151,6 +152,19 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Has the kernel kill the child if this process dies first (killed, or a panic
+/// that skips the `Drop`s), so no server outlives an interrupted run.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches nothing of the parent's state.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
 }
 
@@ -210,7 +224,9 @@ impl Nginx {
         );
         let config_path = dir.path().join("nginx.conf");
         std::fs::write(&config_path, config)?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        die_with_parent(&mut command);
+        let child = command
             .arg("-c")
             .arg(&config_path)
             .arg("-p")

@@ -4,7 +4,7 @@
 //! The crypto-only floor of a TLS 1.3 full handshake is one signature, one key pair
 //! and one derivation on the server.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use openssl::pkey::PKey;
@@ -34,19 +34,39 @@ impl Bound {
     }
 }
 
-pub fn measure(seconds: u32) -> Result<(Bound, Vec<Row>), BoxError> {
+/// Runs `openssl speed` for `seconds` per algorithm: one command after the other, or
+/// (for `--smoke`, where the figures do not matter) all at once.
+pub fn measure(seconds: u32, at_once: bool) -> Result<(Bound, Vec<Row>), BoxError> {
     let secs = seconds.to_string();
-    let output = Command::new("openssl")
-        .args([
-            "speed",
-            "-seconds",
-            &secs,
-            "ecdsap256",
-            "rsa2048",
-            "ecdhx25519",
-        ])
-        .output()?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let runs: [&[&str]; 4] = [
+        &["ecdsap256"],
+        &["rsa2048"],
+        &["ecdhx25519"],
+        &["-bytes", "16384", "-evp", "aes-128-gcm"],
+    ];
+    let start = |args: &[&str]| {
+        Command::new("openssl")
+            .args(["speed", "-seconds", &secs])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+    };
+    let mut text = String::new();
+    if at_once {
+        let children = runs
+            .iter()
+            .map(|args| start(args))
+            .collect::<Result<Vec<_>, _>>()?;
+        for child in children {
+            text.push_str(&String::from_utf8_lossy(&child.wait_with_output()?.stdout));
+        }
+    } else {
+        for args in runs {
+            let output = start(args)?.wait_with_output()?;
+            text.push_str(&String::from_utf8_lossy(&output.stdout));
+        }
+    }
     let mut bound = Bound::default();
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -62,26 +82,18 @@ pub fn measure(seconds: u32) -> Result<(Bound, Vec<Row>), BoxError> {
             bound.rsa_sign = number(2).unwrap_or_default();
         } else if line.contains("ecdh (X25519)") {
             bound.x25519_derive = number(1).unwrap_or_default();
+        } else if line.starts_with("AES-128-GCM") {
+            let last = fields.last().copied().unwrap_or_default();
+            let kilobytes: f64 = last.trim_end_matches('k').parse().unwrap_or_default();
+            bound.aes_gcm_bytes = kilobytes * 1000.0;
         }
     }
-    let aes = Command::new("openssl")
-        .args([
-            "speed",
-            "-seconds",
-            &secs,
-            "-bytes",
-            "16384",
-            "-evp",
-            "aes-128-gcm",
-        ])
-        .output()?;
-    let aes_text = String::from_utf8_lossy(&aes.stdout);
-    if let Some(line) = aes_text.lines().find(|l| l.starts_with("AES-128-GCM")) {
-        let last = line.split_whitespace().last().unwrap_or_default();
-        let kilobytes: f64 = last.trim_end_matches('k').parse().unwrap_or_default();
-        bound.aes_gcm_bytes = kilobytes * 1000.0;
-    }
-    bound.x25519_keygen = x25519_keygen_rate(Duration::from_secs(u64::from(seconds)))?;
+    let keygen_time = if at_once {
+        Duration::from_millis(200)
+    } else {
+        Duration::from_secs(u64::from(seconds))
+    };
+    bound.x25519_keygen = x25519_keygen_rate(keygen_time)?;
     if bound.ecdsa_sign == 0.0 || bound.rsa_sign == 0.0 || bound.x25519_derive == 0.0 {
         return Err(format!("could not read `openssl speed` output:\n{text}").into());
     }
