@@ -125,18 +125,20 @@ fn serve() -> ExitCode {
     };
     runtime.block_on(async move {
         let drain = prepared.config.limits.shutdown_timeout;
+        let mut signals = match shutdown::Signals::install() {
+            Ok(signals) => signals,
+            Err(error) => {
+                error!(%error, "cannot listen for signals");
+                return ExitCode::FAILURE;
+            }
+        };
         let running = match prepared.start().await {
             Ok(running) => running,
             Err(error) => return fail(&error),
         };
 
-        match shutdown::signal_received().await {
-            Ok(signal) => info!(signal, "shutting down"),
-            Err(error) => {
-                error!(%error, "cannot listen for signals");
-                return ExitCode::FAILURE;
-            }
-        }
+        let signal = signals.received().await;
+        info!(signal, "shutting down");
 
         if running.shutdown(drain).await {
             info!("all connections closed; bye");

@@ -100,6 +100,11 @@ impl Member {
         self.cluster().peers.address().to_owned()
     }
 
+    /// Where the node's metrics endpoint listens (plain HTTP).
+    pub fn metrics(&self) -> SocketAddr {
+        self.node.as_ref().unwrap().metrics_addr()
+    }
+
     pub fn cluster(&self) -> &Arc<Cluster> {
         self.node.as_ref().unwrap().cluster().unwrap()
     }
