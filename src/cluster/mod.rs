@@ -232,9 +232,10 @@ impl Cluster {
         }
     }
 
-    /// A message from `peer`: answers go to their request; requests that only read and
-    /// may wait (queries, digests, sync) to a task of their own; everything else, whose
-    /// order matters, to the link's `ordered` queue. False when that queue is full.
+    /// A message from `peer`: answers go to their request; requests that may wait
+    /// (forwarded writes, queries, digests, sync) to a task of their own; everything
+    /// else, whose order matters, to the link's `ordered` queue. False when that queue
+    /// is full.
     pub fn receive(
         self: &Arc<Self>,
         peer: &str,
@@ -248,7 +249,10 @@ impl Cluster {
             return true;
         }
         match message {
-            PeerMessage::QueryExec { .. }
+            // A forwarded write waits for its backup's confirmation, which may come
+            // through the very link it arrived on: it must not hold up that queue.
+            PeerMessage::Forward { .. }
+            | PeerMessage::QueryExec { .. }
             | PeerMessage::Digests { .. }
             | PeerMessage::SyncRequest { .. } => {
                 let cluster = self.clone();
@@ -276,7 +280,17 @@ impl Cluster {
             }
             PeerMessage::Events(events) => {
                 let table = self.peers.table();
-                dataplane.merge_replicated(events, &table).await;
+                let me = self.peers.me();
+                let holds = |key: &str| table.holds(me, partition_of(key));
+                dataplane.merge_replicated(events, holds).await;
+            }
+            PeerMessage::Replicate { request, events } => {
+                // The owner named this node the backup: it keeps the changes whatever
+                // its own table says, and confirms only what is durable.
+                if dataplane.merge_replicated(events, |_| true).await {
+                    self.peers
+                        .send(peer, &PeerMessage::ReplicaDurable { request });
+                }
             }
             PeerMessage::QueryExec {
                 request,
@@ -360,7 +374,9 @@ impl Cluster {
             PeerMessage::Hello(_) => {
                 warn!(peer.id = peer, "second Hello from peer ignored");
             }
-            PeerMessage::Forwarded { .. } | PeerMessage::QueryResults { .. } => {}
+            PeerMessage::Forwarded { .. }
+            | PeerMessage::ReplicaDurable { .. }
+            | PeerMessage::QueryResults { .. } => {}
         }
     }
 
