@@ -221,30 +221,29 @@ async fn no_acknowledged_write_is_lost_when_a_node_is_killed_and_restarted() {
         )
     };
 
-    for i in 0..40 {
-        send(
-            &mut writer,
-            json!({"type": "OP_BATCH", "payload": {"ops": [write(i)]}}),
-        )
-        .await;
-        if next_reply(&mut writer).await["type"] == "OP_ACK" {
-            acked.push(format!("k{i}"));
+    async fn write_all(
+        writer: &mut common::WsClient,
+        ops: impl Iterator<Item = (u64, serde_json::Value)>,
+        acked: &mut Vec<String>,
+    ) {
+        for (i, op) in ops {
+            send(
+                writer,
+                json!({"type": "OP_BATCH", "payload": {"ops": [op]}}),
+            )
+            .await;
+            if next_reply(writer).await["type"] == "OP_ACK" {
+                acked.push(format!("k{i}"));
+            }
         }
     }
+
+    write_all(&mut writer, (0..40).map(|i| (i, write(i))), &mut acked).await;
     let port = third.cluster_port;
     let remains = third.kill();
 
     // Writes go on while node-3 is gone; some wait for the membership to notice.
-    for i in 40..80 {
-        send(
-            &mut writer,
-            json!({"type": "OP_BATCH", "payload": {"ops": [write(i)]}}),
-        )
-        .await;
-        if next_reply(&mut writer).await["type"] == "OP_ACK" {
-            acked.push(format!("k{i}"));
-        }
-    }
+    write_all(&mut writer, (40..80).map(|i| (i, write(i))), &mut acked).await;
     assert!(
         acked.len() >= 60,
         "most writes are acknowledged: {}",

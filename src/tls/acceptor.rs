@@ -44,19 +44,7 @@ pub fn build(
     policy: Option<&Arc<PeerPolicy>>,
 ) -> Result<SslAcceptor, TlsError> {
     let mut builder = base(profile)?;
-
-    builder
-        .set_certificate(&identity.leaf)
-        .map_err(TlsError::Profile)?;
-    for cert in &identity.chain {
-        builder
-            .add_extra_chain_cert(cert.clone())
-            .map_err(TlsError::Profile)?;
-    }
-    builder
-        .set_private_key(&identity.key)
-        .map_err(TlsError::Profile)?;
-    builder.check_private_key().map_err(TlsError::Profile)?;
+    present(&mut builder, identity)?;
 
     for cert in ca {
         builder
@@ -78,6 +66,26 @@ pub fn build(
         .map_err(TlsError::Profile)?;
 
     Ok(builder.build())
+}
+
+/// Makes `builder` present `identity`: the leaf, exactly the intermediates loaded, and
+/// the key, checked against the leaf. Shared by the acceptors and the cluster dialer.
+pub(crate) fn present(
+    builder: &mut SslContextBuilder,
+    identity: &Identity,
+) -> Result<(), TlsError> {
+    builder
+        .set_certificate(&identity.leaf)
+        .map_err(TlsError::Profile)?;
+    for cert in &identity.chain {
+        builder
+            .add_extra_chain_cert(cert.clone())
+            .map_err(TlsError::Profile)?;
+    }
+    builder
+        .set_private_key(&identity.key)
+        .map_err(TlsError::Profile)?;
+    builder.check_private_key().map_err(TlsError::Profile)
 }
 
 /// The protocol settings, without any key material.
