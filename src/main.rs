@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
-use topgun_server::{check, config, node, pki, shutdown, telemetry, tls};
+use topgun_server::{check, config, node, pki, shutdown, telemetry};
 
 /// Exit status for a configuration the node refuses.
 const EXIT_CONFIG: u8 = 1;
@@ -61,23 +61,8 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &dyn std::error::Error) -> ExitCode {
-    eprintln!("topgun-server: {}", one_line(error));
+    eprintln!("topgun-server: {}", telemetry::one_line(error));
     ExitCode::from(EXIT_CONFIG)
-}
-
-/// The error and its causes on one line; OpenSSL's stack says which routine failed.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        match cause.downcast_ref::<openssl::error::ErrorStack>() {
-            Some(stack) => line.push_str(&tls::describe(stack)),
-            None => line.push_str(&cause.to_string()),
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
 }
 
 fn check_config() -> ExitCode {
@@ -137,7 +122,15 @@ fn serve() -> ExitCode {
             Err(error) => return fail(&error),
         };
 
-        let signal = signals.received().await;
+        let signal = loop {
+            match signals.next().await {
+                shutdown::Request::Stop(signal) => break signal,
+                shutdown::Request::Reload => {
+                    info!("SIGHUP: reloading TLS key material");
+                    running.reload_tls();
+                }
+            }
+        };
         info!(signal, "shutting down");
 
         if running.shutdown(drain).await {

@@ -10,8 +10,8 @@ use super::parse::*;
 use super::pins::parse_pins;
 use super::{
     ClientListenerConfig, ClusterConfig, Config, ConfigError, Discovery, IdentitySource, Ignored,
-    Limits, LogConfig, MetricsConfig, PassphraseSource, Secret, TlsConfig, TlsProfile, VarPath,
-    DEFAULT_CIPHERS, DEFAULT_GROUPS, DEFAULT_JWT_SECRET,
+    Limits, LogConfig, MetricsConfig, PassphraseSource, ReloadConfig, Secret, TlsConfig,
+    TlsProfile, VarPath, DEFAULT_CIPHERS, DEFAULT_GROUPS, DEFAULT_JWT_SECRET,
 };
 
 /// The largest `TOPGUN_MAX_MESSAGE_SIZE` accepted: one message may be held in memory
@@ -52,6 +52,9 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_TLS_CIPHERSUITES",
     "TOPGUN_TLS_GROUPS",
     "TOPGUN_TLS_HANDSHAKE_TIMEOUT_MS",
+    "TOPGUN_TLS_SESSION_TICKETS",
+    "TOPGUN_TLS_RELOAD_INTERVAL_MS",
+    "TOPGUN_TLS_TICKET_ROTATION_MS",
     "TOPGUN_CLUSTER_TLS_ENABLED",
     "TOPGUN_CLUSTER_TLS_CERT_PATH",
     "TOPGUN_CLUSTER_TLS_KEY_PATH",
@@ -112,6 +115,9 @@ pub(super) struct Raw {
     topgun_tls_ciphersuites: Option<String>,
     topgun_tls_groups: Option<String>,
     topgun_tls_handshake_timeout_ms: Option<String>,
+    topgun_tls_session_tickets: Option<String>,
+    topgun_tls_reload_interval_ms: Option<String>,
+    topgun_tls_ticket_rotation_ms: Option<String>,
     topgun_cluster_tls_enabled: Option<String>,
     topgun_cluster_tls_cert_path: Option<String>,
     topgun_cluster_tls_key_path: Option<String>,
@@ -175,6 +181,23 @@ impl Raw {
             ciphers: text_or(self.topgun_tls_ciphers.as_deref(), DEFAULT_CIPHERS),
             ciphersuites: parse_ciphersuites(self.topgun_tls_ciphersuites.as_deref())?,
             groups: text_or(self.topgun_tls_groups.as_deref(), DEFAULT_GROUPS),
+            session_tickets: parse_bool(
+                "TOPGUN_TLS_SESSION_TICKETS",
+                self.topgun_tls_session_tickets.as_deref(),
+                true,
+            )?,
+        };
+        let reload = ReloadConfig {
+            interval: parse_optional_millis(
+                "TOPGUN_TLS_RELOAD_INTERVAL_MS",
+                self.topgun_tls_reload_interval_ms.as_deref(),
+                10_000,
+            )?,
+            ticket_rotation: parse_optional_millis(
+                "TOPGUN_TLS_TICKET_ROTATION_MS",
+                self.topgun_tls_ticket_rotation_ms.as_deref(),
+                43_200_000,
+            )?,
         };
 
         let client_tls = self.client_tls(&profile)?;
@@ -358,6 +381,7 @@ impl Raw {
                 require_client_cert,
             },
             limits,
+            reload,
             database_url: self.database_url.map(Secret::new),
             data_dir: PathBuf::from(self.topgun_data_dir.as_deref().unwrap_or("data")),
             policies: var_path("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),

@@ -135,6 +135,9 @@ pub struct TlsProfile {
     pub ciphersuites: String,
     /// Key-exchange groups, most preferred first (`TOPGUN_TLS_GROUPS`).
     pub groups: String,
+    /// Whether TLS 1.3 resumption tickets are issued (`TOPGUN_TLS_SESSION_TICKETS`);
+    /// without them sessions resume from the server's cache.
+    pub session_tickets: bool,
 }
 
 /// Mozilla "intermediate" TLS 1.2 ciphers, restricted to ECDHE key exchange with AEAD.
@@ -236,6 +239,17 @@ pub struct Limits {
     pub gc_interval: Duration,
 }
 
+/// When listeners reload their key material without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// How often the key material files are read for changes
+    /// (`TOPGUN_TLS_RELOAD_INTERVAL_MS`); `None` reloads on SIGHUP only.
+    pub interval: Option<Duration>,
+    /// How often every TLS context is rebuilt even without changes, which gives new
+    /// session ticket keys (`TOPGUN_TLS_TICKET_ROTATION_MS`); `None` never.
+    pub ticket_rotation: Option<Duration>,
+}
+
 /// Log output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -252,6 +266,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub metrics: MetricsConfig,
     pub limits: Limits,
+    pub reload: ReloadConfig,
     /// PostgreSQL storage (`DATABASE_URL`); when unset, the embedded store in `data_dir`.
     pub database_url: Option<Secret>,
     /// Directory of the embedded store (`TOPGUN_DATA_DIR`, default `data`).

@@ -1016,3 +1016,25 @@ fn logs_are_json_in_production_or_when_asked_and_text_otherwise() {
     );
     assert_eq!(config(vec![("LOG_LEVEL", "debug")]).log.filter, "debug");
 }
+
+#[test]
+fn reloads_poll_every_ten_seconds_and_rotate_tickets_twice_a_day_unless_set_to_zero() {
+    let defaults = config(vec![]);
+    assert_eq!(defaults.reload.interval, Some(Duration::from_secs(10)));
+    assert_eq!(
+        defaults.reload.ticket_rotation,
+        Some(Duration::from_secs(43_200))
+    );
+    let off = config(vec![
+        ("TOPGUN_TLS_RELOAD_INTERVAL_MS", "0"),
+        ("TOPGUN_TLS_TICKET_ROTATION_MS", "0"),
+        ("TOPGUN_TLS_SESSION_TICKETS", "false"),
+    ]);
+    assert_eq!(off.reload.interval, None);
+    assert_eq!(off.reload.ticket_rotation, None);
+    refused(
+        vec![("TOPGUN_TLS_RELOAD_INTERVAL_MS", "soon")],
+        "TOPGUN_TLS_RELOAD_INTERVAL_MS",
+        "soon",
+    );
+}

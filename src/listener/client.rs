@@ -28,11 +28,12 @@ use tracing::{debug, Instrument, Span};
 use crate::listener::{self, Slot};
 use crate::metrics::Metrics;
 use crate::session::{self, SessionContext};
+use crate::tls::swap::Swap;
 
 /// Everything a client connection needs, shared by all of them.
 pub struct ClientContext {
     /// `None` serves plain HTTP and `ws://`.
-    pub acceptor: Option<SslAcceptor>,
+    pub acceptor: Option<Arc<Swap<SslAcceptor>>>,
     pub node_id: String,
     pub handshake_timeout: Duration,
     pub max_message_size: usize,
@@ -48,13 +49,13 @@ type HttpResponse = Response<Full<Bytes>>;
 
 /// Serves one accepted client connection to its end.
 pub async fn serve(context: Arc<ClientContext>, tcp: TcpStream, slot: Slot) {
-    let Some(acceptor) = &context.acceptor else {
+    let Some(acceptor) = context.acceptor.as_ref().map(|swap| swap.current()) else {
         serve_http(context.clone(), tcp, slot).await;
         return;
     };
 
     let timeout = context.handshake_timeout;
-    match listener::tls_accept("client", acceptor, tcp, timeout, &context.metrics).await {
+    match listener::tls_accept("client", &acceptor, tcp, timeout, &context.metrics).await {
         Ok(established) => {
             debug!(
                 tls.version = established.version,

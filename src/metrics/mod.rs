@@ -121,6 +121,7 @@ pub struct Metrics {
     cluster_forwarded_ops: IntCounter,
     cluster_replication_queue_depth: IntGaugeVec,
     cluster_dial_errors: IntCounterVec,
+    tls_reloads: IntCounterVec,
     /// The certificates whose expiry is exported, re-read at every scrape.
     certificates: Mutex<Vec<(&'static str, X509)>>,
     map_sizes: Mutex<Option<MapSizes>>,
@@ -268,6 +269,16 @@ impl Metrics {
                     &["error_type"],
                 ),
             ),
+            tls_reloads: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "topgun_tls_reloads_total",
+                        "Reloads of a listener's TLS material by result (success, failure)",
+                    ),
+                    &["listener", "result"],
+                ),
+            ),
             certificates: Mutex::new(Vec::new()),
             map_sizes: Mutex::new(None),
             map_labels: Mutex::new(HashSet::new()),
@@ -279,6 +290,9 @@ impl Metrics {
                 metrics
                     .tls_handshake_errors
                     .with_label_values(&[listener, error_type]);
+            }
+            for result in ["success", "failure"] {
+                metrics.tls_reloads.with_label_values(&[listener, result]);
             }
         }
         for error_type in HANDSHAKE_ERROR_TYPES.iter().chain(DIAL_ERROR_TYPES) {
@@ -360,6 +374,15 @@ impl Metrics {
         let mut certificates = lock(&self.certificates);
         certificates.retain(|(kind, _)| *kind != cert_type);
         certificates.extend(certs.into_iter().map(|cert| (cert_type, cert)));
+    }
+
+    /// Counts a reload of `listener`'s key material; a failed one left the previous
+    /// material in service.
+    pub fn tls_reloaded(&self, listener: &'static str, succeeded: bool) {
+        let result = if succeeded { "success" } else { "failure" };
+        self.tls_reloads
+            .with_label_values(&[listener, result])
+            .inc();
     }
 
     /// Sets `topgun_fips_mode`. Until the FIPS issue (#6) calls this, the node exports 0.

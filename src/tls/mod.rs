@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod peer;
 pub mod pinning;
 pub mod selftest;
+pub mod swap;
 
 use std::sync::Arc;
 use std::time::Duration;
