@@ -239,6 +239,7 @@ impl PreparedNode {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let metrics = Arc::new(Metrics::new());
+        metrics.set_fips_mode(crate::tls::fips::active().is_some());
         self.track_certificates(&metrics);
         let dataplane = Arc::new(Dataplane {
             node_id: config.node_id.clone(),

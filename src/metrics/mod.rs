@@ -362,7 +362,7 @@ impl Metrics {
         certificates.extend(certs.into_iter().map(|cert| (cert_type, cert)));
     }
 
-    /// Sets `topgun_fips_mode`. Until the FIPS issue (#6) calls this, the node exports 0.
+    /// Sets `topgun_fips_mode`: 1 once `tls::fips::enable` has put the provider in force.
     pub fn set_fips_mode(&self, on: bool) {
         self.fips_mode.set(i64::from(on));
     }
