@@ -17,6 +17,7 @@ use openssl::pkey::{Id, PKey};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::ssl::{SslConnector, SslVersion};
 use serde_json::{json, Value};
+use topgun_server::pki::Usage;
 
 use common::{
     connector_builder, http_get, packed, path, run_binary, tls_connect, tls_vars, NodeProcess, Pki,
@@ -206,6 +207,44 @@ fn rs256_token(key: &PKey<openssl::pkey::Private>, claims: &Value) -> String {
     header.set_token_type("JWT");
     let payload = JwtPayload::from_map(claims.as_object().unwrap().clone()).unwrap();
     jwt::encode_with_signer(&payload, &header, &signer).unwrap()
+}
+
+#[test]
+fn two_fips_nodes_form_a_cluster_over_mutual_tls() {
+    let Some(dir) = provider_or_skip("fips cluster") else {
+        return;
+    };
+    let pki = Pki::new("fips cluster");
+    let node = |id: &str, peers: Option<&str>| {
+        let mut spec = Pki::server_spec();
+        spec.usages = vec![Usage::ServerAuth, Usage::ClientAuth];
+        let (_, files) = pki.write(id, &spec);
+        let mut vars = fips_vars(&dir);
+        vars.extend([
+            var("NODE_ID", id),
+            var("TOPGUN_CLUSTER_PORT", "0"),
+            var("TOPGUN_CLUSTER_ENABLED", "true"),
+            var("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+            var("TOPGUN_CLUSTER_MTLS", "true"),
+            var("TOPGUN_CLUSTER_TLS_CERT_PATH", &path(&files.cert)),
+            var("TOPGUN_CLUSTER_TLS_KEY_PATH", &path(&files.key)),
+            var("TOPGUN_CLUSTER_TLS_CA_PATH", &path(&pki.ca_path)),
+        ]);
+        if let Some(peers) = peers {
+            vars.push(var("TOPGUN_PEERS", peers));
+        }
+        NodeProcess::start(&vars)
+    };
+
+    let first = node("fips-1", None);
+    let listening = first.wait_for_event("cluster listener ready");
+    let second = node("fips-2", listening["addr"].as_str());
+
+    for (node, peer) in [(&second, "fips-1"), (&first, "fips-2")] {
+        let joined = node.wait_for_event("cluster membership changed");
+        assert_eq!(joined["peer.id"], peer, "{joined}");
+        assert_eq!(joined["members"], 2, "{joined}");
+    }
 }
 
 #[test]
