@@ -37,7 +37,7 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 stamp="$dir/.built-from"
 
-if [ "$(cat "$stamp" 2>/dev/null)" != "$crate_sha256" ]; then
+if [ "$(cat "$stamp" 2>/dev/null)" != "$crate_sha256" ] || ! [ -f "$dir/ossl-modules/fips.so" ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
 
