@@ -239,7 +239,10 @@ impl PreparedNode {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let metrics = Arc::new(Metrics::new());
-        metrics.set_fips_mode(crate::tls::fips::active().is_some());
+        if let Some(fips) = crate::tls::fips::active() {
+            metrics.set_fips_mode(true);
+            metrics.set_fips_provider(&fips.name, &fips.version);
+        }
         self.track_certificates(&metrics);
         let dataplane = Arc::new(Dataplane {
             node_id: config.node_id.clone(),

@@ -269,6 +269,12 @@ fn check_config_and_metrics_report_the_fips_provider() {
         http_get(tcp, "/metrics").await.1
     });
     assert!(body.contains("\ntopgun_fips_mode 1\n"), "{body}");
+    assert!(
+        body.contains(
+            "\ntopgun_fips_provider_info{provider=\"OpenSSL FIPS Provider\",version=\"3.1.2\"} 1\n"
+        ),
+        "{body}"
+    );
 }
 
 #[test]
