@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing::{error, info, warn};
 
-use topgun_server::{check, config, node, pki, shutdown, telemetry};
+use topgun_server::{check, config, node, pki, shutdown, telemetry, tls};
 
 /// Exit status for a configuration the node refuses.
 const EXIT_CONFIG: u8 = 1;
@@ -65,10 +65,29 @@ fn fail(error: &dyn std::error::Error) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
+/// Puts FIPS mode in force when the configuration asks for it. Runs before anything
+/// builds an SSL context, so that every context fetches from the FIPS provider.
+fn enable_fips(config: &config::Config) -> Result<(), tls::fips::FipsError> {
+    if config.fips {
+        let provider = tls::fips::enable()?;
+        info!(
+            provider = %provider.name,
+            version = %provider.version,
+            "FIPS mode on: OpenSSL fetches only from the FIPS provider"
+        );
+    }
+    Ok(())
+}
+
 fn check_config() -> ExitCode {
-    let prepared = config::from_env()
-        .map_err(node::StartError::from)
-        .and_then(node::prepare);
+    let config = match config::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    if let Err(error) = enable_fips(&config) {
+        return fail(&error);
+    }
+    let prepared = node::prepare(config);
     match prepared {
         Ok(prepared) => {
             print!("{}", check::report(&prepared));
@@ -97,6 +116,9 @@ fn serve() -> ExitCode {
         Err(error) => return fail(&error),
     };
     telemetry::init(&config.log);
+    if let Err(error) = enable_fips(&config) {
+        return fail(&error);
+    }
 
     let prepared = match node::prepare(config) {
         Ok(prepared) => prepared,

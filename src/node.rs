@@ -244,6 +244,10 @@ impl PreparedNode {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let metrics = Arc::new(Metrics::new());
+        if let Some(fips) = crate::tls::fips::active() {
+            metrics.set_fips_mode(true);
+            metrics.set_fips_provider(&fips.name, &fips.version);
+        }
         self.track_certificates(&metrics);
         // From here on, handshakes take the current context of each listener.
         let served = Served {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::fips::{self, FIPS_CIPHERS, FIPS_CIPHERSUITES, FIPS_GROUPS};
 use super::parse::*;
 use super::pins::parse_pins;
 use super::{
@@ -79,6 +80,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_POLICIES_PATH",
     "TOPGUN_GC_INTERVAL_MS",
     "TOPGUN_DATA_DIR",
+    "TOPGUN_FIPS",
 ];
 
 /// The variables as strings; [`Raw::check`] parses each so that errors name the variable.
@@ -142,6 +144,7 @@ pub(super) struct Raw {
     topgun_policies_path: Option<String>,
     topgun_gc_interval_ms: Option<String>,
     topgun_data_dir: Option<String>,
+    topgun_fips: Option<String>,
 }
 
 impl Raw {
@@ -176,7 +179,8 @@ impl Raw {
             ("TOPGUN_METRICS_PORT", metrics_host, metrics_port),
         ])?;
 
-        let profile = TlsProfile {
+        let fips_mode = parse_bool("TOPGUN_FIPS", self.topgun_fips.as_deref(), false)?;
+        let mut profile = TlsProfile {
             min_version: parse_min_version(self.topgun_tls_min_version.as_deref())?,
             ciphers: text_or(self.topgun_tls_ciphers.as_deref(), DEFAULT_CIPHERS),
             ciphersuites: parse_ciphersuites(self.topgun_tls_ciphersuites.as_deref())?,
@@ -199,6 +203,23 @@ impl Raw {
                 43_200_000,
             )?,
         };
+        if fips_mode {
+            let defaults = [
+                (&self.topgun_tls_ciphers, &mut profile.ciphers, FIPS_CIPHERS),
+                (
+                    &self.topgun_tls_ciphersuites,
+                    &mut profile.ciphersuites,
+                    FIPS_CIPHERSUITES,
+                ),
+                (&self.topgun_tls_groups, &mut profile.groups, FIPS_GROUPS),
+            ];
+            for (set, value, default) in defaults {
+                if set.is_none() {
+                    *value = default.to_owned();
+                }
+            }
+            fips::check_profile(&profile)?;
+        }
 
         let client_tls = self.client_tls(&profile)?;
         let cluster_tls = self.cluster_tls(&profile)?;
@@ -250,6 +271,15 @@ impl Raw {
                 ))
             }
             _ => {}
+        }
+
+        if fips_mode {
+            for tls in [&client_tls, &cluster_tls, &metrics_tls]
+                .into_iter()
+                .flatten()
+            {
+                fips::check_identity(tls)?;
+            }
         }
 
         let production = self.node_env.as_deref() == Some("production");
@@ -388,6 +418,7 @@ impl Raw {
             jwt_secret_is_default: self.jwt_secret.is_none(),
             jwt_secret: Secret::new(self.jwt_secret.as_deref().unwrap_or(DEFAULT_JWT_SECRET)),
             production,
+            fips: fips_mode,
             log,
             unknown_vars,
             ignored,

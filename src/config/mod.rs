@@ -11,11 +11,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod env;
+mod fips;
 mod parse;
 pub mod pins;
 
 use env::Raw;
 pub use env::KNOWN_VARS;
+pub use fips::{FIPS_CIPHERS, FIPS_CIPHERSUITES, FIPS_GROUPS};
 pub use pins::Pin;
 
 /// Why the environment does not describe a node that can start.
@@ -278,6 +280,9 @@ pub struct Config {
     /// True when `JWT_SECRET` was not set and the development default is in use.
     pub jwt_secret_is_default: bool,
     pub production: bool,
+    /// Run every cryptographic operation in OpenSSL's FIPS provider, or refuse to
+    /// start (`TOPGUN_FIPS`). The TLS profile and identities were checked for it.
+    pub fips: bool,
     pub log: LogConfig,
     /// `TOPGUN_*` variables that this node does not know, most likely typos.
     pub unknown_vars: Vec<String>,

@@ -114,7 +114,19 @@ fn respond(
     match request.uri().path() {
         "/health" => json(
             StatusCode::OK,
-            serde_json::json!({"status": "ok", "nodeId": context.node_id, "tls": secure}),
+            serde_json::json!({
+                "status": "ok",
+                "nodeId": context.node_id,
+                "tls": secure,
+                "fips": match crate::tls::fips::active() {
+                    Some(provider) => serde_json::json!({
+                        "enabled": true,
+                        "provider": provider.name,
+                        "version": provider.version,
+                    }),
+                    None => serde_json::json!({"enabled": false}),
+                },
+            }),
         ),
         // Ready whenever it answers: on SIGTERM the node stops accepting at once, so a
         // draining node fails this probe by refusing the connection.

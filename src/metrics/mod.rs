@@ -117,6 +117,7 @@ pub struct Metrics {
     tls_sessions_resumed: IntCounterVec,
     certificate_expiry_days: GaugeVec,
     fips_mode: IntGauge,
+    fips_provider: IntGaugeVec,
     cluster_peer_up: IntGaugeVec,
     cluster_forwarded_ops: IntCounter,
     cluster_replication_queue_depth: IntGaugeVec,
@@ -230,6 +231,16 @@ impl Metrics {
                 IntGauge::new(
                     "topgun_fips_mode",
                     "1 when OpenSSL runs with the FIPS provider, else 0",
+                ),
+            ),
+            fips_provider: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "topgun_fips_provider_info",
+                        "1 for the FIPS provider in force, by its name and version; absent without FIPS mode",
+                    ),
+                    &["provider", "version"],
                 ),
             ),
             cluster_peer_up: register(
@@ -385,9 +396,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Sets `topgun_fips_mode`. Until the FIPS issue (#6) calls this, the node exports 0.
+    /// Sets `topgun_fips_mode`: 1 once `tls::fips::enable` has put the provider in force.
     pub fn set_fips_mode(&self, on: bool) {
         self.fips_mode.set(i64::from(on));
+    }
+
+    /// Exports `topgun_fips_provider_info{provider, version} 1` for the provider in force.
+    pub fn set_fips_provider(&self, provider: &str, version: &str) {
+        self.fips_provider
+            .with_label_values(&[provider, version])
+            .set(1);
     }
 
     /// Cluster: the members this node knows of, itself included (1 without a cluster).

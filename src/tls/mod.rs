@@ -7,6 +7,7 @@ pub mod acceptor;
 pub mod ciphers;
 pub mod crl;
 pub mod dialer;
+pub mod fips;
 pub mod handshake;
 pub mod identity;
 pub mod inspect;
