@@ -236,7 +236,8 @@ impl PreparedNode {
         let tcp = TcpListener::bind(bind)
             .await
             .map_err(|io| StartError::Bind { addr: bind, io })?;
-        let listener = Listener::new("client", tcp, config.limits.max_connections);
+        let listener = Listener::new("client", tcp, config.limits.max_connections)
+            .limit_rate(config.limits.connection_rate_per_ip);
         let client_addr = listener
             .local_addr()
             .map_err(|io| StartError::Bind { addr: bind, io })?;
@@ -313,6 +314,7 @@ impl PreparedNode {
         let secure = client.acceptor.is_some();
         info!(addr = %client_addr, tls = secure, node.id = %config.node_id, "client listener ready");
 
+        let listener = listener.counted_by(metrics.clone());
         tasks.spawn(
             listener.run(shutdown.clone(), tasks.clone(), move |tcp, slot| {
                 client::serve(client.clone(), tcp, slot)
@@ -343,6 +345,7 @@ impl PreparedNode {
                 acceptor: served.cluster,
                 dialer: served.dialer,
                 max_connections: config.limits.max_connections,
+                connection_rate_per_ip: config.limits.connection_rate_per_ip,
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),
             };

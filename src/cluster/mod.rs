@@ -120,6 +120,8 @@ pub struct Start {
     pub acceptor: Option<Arc<Swap<SslAcceptor>>>,
     pub dialer: Option<Arc<Swap<PeerConnector>>>,
     pub max_connections: usize,
+    /// `TOPGUN_MAX_CONNECTION_RATE_PER_IP`, applied to the cluster port too.
+    pub connection_rate_per_ip: Option<u32>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -161,7 +163,9 @@ pub fn start(config: &ClusterConfig, tcp: TcpListener, start: Start) -> Arc<Clus
         migrated: Notify::new(),
     });
 
-    let listener = Listener::new("cluster", tcp, start.max_connections);
+    let listener = Listener::new("cluster", tcp, start.max_connections)
+        .limit_rate(start.connection_rate_per_ip)
+        .counted_by(cluster.dataplane.metrics.clone());
     let serving = cluster.clone();
     cluster.tasks.spawn(listener.run(
         cluster.shutdown.clone(),

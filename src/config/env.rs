@@ -74,6 +74,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_CLUSTER_ALLOWED_IDENTITIES",
     "TOPGUN_CLUSTER_CRL_PATH",
     "TOPGUN_MAX_CONNECTIONS",
+    "TOPGUN_MAX_CONNECTION_RATE_PER_IP",
     "TOPGUN_MAX_MESSAGE_SIZE",
     "TOPGUN_SHUTDOWN_TIMEOUT_MS",
     "TOPGUN_AUTH_TIMEOUT_MS",
@@ -138,6 +139,7 @@ pub(super) struct Raw {
     topgun_cluster_allowed_identities: Option<String>,
     topgun_cluster_crl_path: Option<String>,
     topgun_max_connections: Option<String>,
+    topgun_max_connection_rate_per_ip: Option<String>,
     topgun_max_message_size: Option<String>,
     topgun_shutdown_timeout_ms: Option<String>,
     topgun_auth_timeout_ms: Option<String>,
@@ -329,6 +331,13 @@ impl Raw {
                 self.topgun_gc_interval_ms.as_deref(),
                 3_600_000,
             )?,
+            connection_rate_per_ip: match self.topgun_max_connection_rate_per_ip.as_deref() {
+                None => None,
+                Some(value) => Some(
+                    parse_count("TOPGUN_MAX_CONNECTION_RATE_PER_IP", Some(value), 0)
+                        .map(|rate| rate.min(u32::MAX as usize) as u32)?,
+                ),
+            },
         };
 
         let discovery_interval = parse_millis(

@@ -239,6 +239,9 @@ pub struct Limits {
     pub auth_timeout: Duration,
     /// How often TTL expiry and tombstone pruning run (PROTOCOL.md §10).
     pub gc_interval: Duration,
+    /// New connections per second accepted from one address on each listener
+    /// (`TOPGUN_MAX_CONNECTION_RATE_PER_IP`); `None` is no limit.
+    pub connection_rate_per_ip: Option<u32>,
 }
 
 /// When listeners reload their key material without a restart.

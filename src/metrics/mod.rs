@@ -123,6 +123,7 @@ pub struct Metrics {
     cluster_replication_queue_depth: IntGaugeVec,
     cluster_dial_errors: IntCounterVec,
     tls_reloads: IntCounterVec,
+    connections_refused: IntCounterVec,
     /// The certificates whose expiry is exported, re-read at every scrape.
     certificates: Mutex<Vec<(&'static str, X509)>>,
     map_sizes: Mutex<Option<MapSizes>>,
@@ -290,6 +291,16 @@ impl Metrics {
                     &["listener", "result"],
                 ),
             ),
+            connections_refused: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "topgun_connections_refused_total",
+                        "Connections closed before any handshake, by listener and reason",
+                    ),
+                    &["listener", "reason"],
+                ),
+            ),
             certificates: Mutex::new(Vec::new()),
             map_sizes: Mutex::new(None),
             map_labels: Mutex::new(HashSet::new()),
@@ -305,6 +316,9 @@ impl Metrics {
             for result in ["success", "failure"] {
                 metrics.tls_reloads.with_label_values(&[listener, result]);
             }
+            metrics
+                .connections_refused
+                .with_label_values(&[listener, "rate"]);
         }
         for error_type in HANDSHAKE_ERROR_TYPES.iter().chain(DIAL_ERROR_TYPES) {
             metrics.cluster_dial_errors.with_label_values(&[error_type]);
@@ -385,6 +399,13 @@ impl Metrics {
         let mut certificates = lock(&self.certificates);
         certificates.retain(|(kind, _)| *kind != cert_type);
         certificates.extend(certs.into_iter().map(|cert| (cert_type, cert)));
+    }
+
+    /// Counts a connection `listener` closed before any handshake; `reason` is `rate`.
+    pub fn connection_refused(&self, listener: &'static str, reason: &'static str) {
+        self.connections_refused
+            .with_label_values(&[listener, reason])
+            .inc();
     }
 
     /// Counts a reload of `listener`'s key material; a failed one left the previous
