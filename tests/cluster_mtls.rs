@@ -158,3 +158,73 @@ async fn nodes_without_a_common_ca_link_on_pins_alone_and_an_unpinned_node_is_re
     assert_eq!(third.members(), ["node-3"]);
     assert_eq!(first.members(), ["node-1", "node-2"]);
 }
+
+/// `GET /metrics` over plain HTTP.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (status, body) = common::http_get(tcp, "/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The value of the first sample whose name and labels start with `prefix` and contain
+/// every one of `labels`.
+fn sample(text: &str, prefix: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_metrics_show_members_peers_forwarded_writes_and_cluster_handshakes() {
+    let pki = Pki::new("cluster");
+    let ids = ["node-1", "node-2"];
+    let first = Member::start(ids[0], &[], &mtls_vars(&pki, ids[0])).await;
+    let second = Member::start(ids[1], &[first.address()], &mtls_vars(&pki, ids[1])).await;
+    formed(&[&first, &second], &ids).await;
+
+    let claims = json!({"userId": "u1", "roles": ["USER"]});
+    let mut writer = authenticated(first.client, &claims).await;
+    let key = key_owned_by("node-2", &ids);
+    let op = put_op("m", "1", &key, json!(1), 1_700_000_000_000);
+    send(
+        &mut writer,
+        json!({"type": "OP_BATCH", "payload": {"ops": [op]}}),
+    )
+    .await;
+    assert_eq!(next_reply(&mut writer).await["type"], "OP_ACK");
+
+    let text = scrape(first.metrics()).await;
+    assert_eq!(
+        sample(&text, "topgun_cluster_members", &[]),
+        Some(2.0),
+        "{text}"
+    );
+    let peer_up = "topgun_cluster_peer_up{";
+    assert_eq!(sample(&text, peer_up, &["peer=\"node-2\""]), Some(1.0));
+    assert!(sample(&text, "topgun_cluster_forwarded_ops_total", &[]) >= Some(1.0));
+    // node-2 dialled node-1: node-1's cluster listener counted the mTLS handshake.
+    let handshakes = sample(
+        &text,
+        "topgun_tls_connections_total{",
+        &["listener=\"cluster\"", "protocol_version=\"TLSv1.3\""],
+    );
+    assert!(handshakes >= Some(1.0), "{text}");
+
+    drop(writer);
+    second.kill();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(first.metrics()).await;
+        let down = sample(&text, peer_up, &["peer=\"node-2\""]) == Some(0.0);
+        if down && sample(&text, "topgun_cluster_members", &[]) == Some(1.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "peer not reported down: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

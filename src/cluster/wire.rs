@@ -38,6 +38,14 @@ pub enum PeerMessage {
     /// Changes the sender applied (`CLUSTER_EVENT`): holders of the key merge them,
     /// every node tells its clients.
     Events(Vec<Replicated>),
+    /// Changes for which the receiver is the backup: merged, made durable, then
+    /// answered with `Replicated`, which the owner waits for before acknowledging.
+    Replicate {
+        request: u64,
+        events: Vec<Replicated>,
+    },
+    /// The backup's answer to `Replicate`.
+    ReplicaDurable { request: u64 },
     /// Runs a query over the keys the receiver owns (`CLUSTER_QUERY_EXEC`).
     QueryExec {
         request: u64,
@@ -228,6 +236,7 @@ impl PeerMessage {
     pub fn answers(&self) -> Option<u64> {
         match self {
             PeerMessage::Forwarded { request, .. }
+            | PeerMessage::ReplicaDurable { request }
             | PeerMessage::QueryResults { request, .. }
             | PeerMessage::Records {
                 request: Some(request),
@@ -244,6 +253,8 @@ impl PeerMessage {
             PeerMessage::Forward { .. } => "forward",
             PeerMessage::Forwarded { .. } => "forwarded",
             PeerMessage::Events(_) => "events",
+            PeerMessage::Replicate { .. } => "replicate",
+            PeerMessage::ReplicaDurable { .. } => "replica_durable",
             PeerMessage::QueryExec { .. } => "query_exec",
             PeerMessage::QueryResults { .. } => "query_results",
             PeerMessage::Digests { .. } => "digests",

@@ -15,7 +15,7 @@ use tracing::{debug, error, warn};
 
 use super::dataplane::{stamped, Dataplane, NO_WRITER};
 use super::writes::WriteFailed;
-use crate::cluster::partition::{partition_of, PartitionTable};
+use crate::cluster::partition::partition_of;
 use crate::cluster::wire::{ForwardOutcome, PeerMessage, Replicated};
 use crate::cluster::Peers;
 use crate::crdt::{SystemClock, WallClock};
@@ -31,6 +31,9 @@ pub const FORWARD_DEADLINE: Duration = Duration::from_secs(5);
 
 /// How long a coordinator waits for each member's part of a query.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an owner waits for a backup to confirm a write before acknowledging it.
+pub const BACKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Pause before a write tries an owner again after a failed attempt.
 const RETRY_PAUSE: Duration = Duration::from_millis(100);
@@ -105,8 +108,11 @@ impl Dataplane {
         }
     }
 
-    /// Tells every other member what changed here (`CLUSTER_EVENT`).
-    pub(super) fn replicate(
+    /// Tells every other member what changed here (`CLUSTER_EVENT`), and waits until
+    /// the backup of each changed key has made it durable too, for at most
+    /// [`BACKUP_TIMEOUT`]: an acknowledged write then survives the loss of one node's
+    /// disk. A backup that does not answer in time is caught up by anti-entropy.
+    pub(super) async fn replicate(
         &self,
         changes: &[(Change, crate::crdt::Timestamp)],
         origin: &str,
@@ -118,17 +124,60 @@ impl Dataplane {
         if changes.is_empty() {
             return;
         }
-        let events = changes
-            .iter()
-            .map(|(change, _)| Replicated {
+        let table = peers.table();
+        let me = self.node_id();
+        let mut for_backup: BTreeMap<&str, Vec<Replicated>> = BTreeMap::new();
+        let mut for_all = Vec::new();
+        for (change, _) in changes {
+            let replicated = Replicated {
                 event: change.event.clone(),
                 old: change.old.clone(),
                 new: change.new.clone(),
                 origin: origin.to_owned(),
                 writer,
-            })
-            .collect();
-        peers.broadcast(&PeerMessage::Events(events));
+            };
+            let partition = partition_of(&change.event.key);
+            match table.backup(partition) {
+                Some(backup) if table.owner(partition) == me => {
+                    for_backup.entry(backup).or_default().push(replicated)
+                }
+                _ => for_all.push(replicated),
+            }
+        }
+        // Members that are no change's backup get every change as plain events.
+        let backed: Vec<Replicated> = for_backup.values().flatten().cloned().collect();
+        for member in table.members() {
+            if member == me {
+                continue;
+            }
+            let mut events = for_all.clone();
+            if !for_backup.contains_key(member.as_str()) {
+                events.extend(backed.iter().cloned());
+            } else {
+                // Its own backups travel in the request below; the others' as events.
+                events.extend(
+                    for_backup
+                        .iter()
+                        .filter(|(backup, _)| **backup != member.as_str())
+                        .flat_map(|(_, events)| events.iter().cloned()),
+                );
+            }
+            if !events.is_empty() {
+                peers.send(member, &PeerMessage::Events(events));
+            }
+        }
+        let confirmations = for_backup.into_iter().map(|(backup, events)| async move {
+            let answer = peers
+                .request(backup, BACKUP_TIMEOUT, |request| PeerMessage::Replicate {
+                    request,
+                    events,
+                })
+                .await;
+            if let Err(error) = answer {
+                debug!(peer.id = backup, %error, "backup did not confirm; anti-entropy will repair it");
+            }
+        });
+        join_all(confirmations).await;
     }
 
     /// A peer's forwarded writes: applied here whatever the table says (a merge is safe
@@ -145,12 +194,17 @@ impl Dataplane {
         }
     }
 
-    /// A peer's changes: merged where this node holds the key, and sent to this node's
-    /// sessions either way — from the local merge when there is one, else as the peer
-    /// saw them.
-    pub async fn merge_replicated(&self, events: Vec<Replicated>, table: &PartitionTable) {
+    /// A peer's changes: merged where `holds` says this node keeps the key, and sent to
+    /// this node's sessions either way — from the local merge when there is one, else
+    /// as the peer saw them. Returns whether the merged changes are durable.
+    pub async fn merge_replicated(
+        &self,
+        events: Vec<Replicated>,
+        holds: impl Fn(&str) -> bool,
+    ) -> bool {
         let me = self.node_id().to_owned();
         let mut told = Vec::new();
+        let durable;
         {
             let serial = self.writes.lock().await;
             let mut merged = Vec::new();
@@ -162,7 +216,7 @@ impl Dataplane {
                     } else {
                         NO_WRITER
                     };
-                    if table.holds(&me, partition_of(&replicated.event.key)) {
+                    if holds(&replicated.event.key) {
                         match store.apply_event(&replicated.event) {
                             Ok(Some(change)) => merged.push((stamped(&mut store, change), writer)),
                             Ok(None) => {}
@@ -183,7 +237,8 @@ impl Dataplane {
                 .iter()
                 .flat_map(|((change, _), _)| change.mutations.iter().cloned())
                 .collect();
-            if self.persist(mutations).await.is_err() {
+            durable = self.persist(mutations).await.is_ok();
+            if !durable {
                 error!(
                     "replicated changes could not be made durable; anti-entropy will repair them"
                 );
@@ -194,6 +249,7 @@ impl Dataplane {
         for (change, writer) in told {
             self.broadcast(std::slice::from_ref(&change), writer);
         }
+        durable
     }
 
     /// Records a peer sent (migration or repair): merged, made durable, and sent to

@@ -139,7 +139,7 @@ impl Dataplane {
             NO_WRITER
         };
         self.broadcast(&changes, local_writer);
-        self.replicate(&changes, origin, writer);
+        self.replicate(&changes, origin, writer).await;
         Ok(outcomes)
     }
 

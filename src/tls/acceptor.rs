@@ -44,19 +44,7 @@ pub fn build(
     policy: Option<&Arc<PeerPolicy>>,
 ) -> Result<SslAcceptor, TlsError> {
     let mut builder = base(profile)?;
-
-    builder
-        .set_certificate(&identity.leaf)
-        .map_err(TlsError::Profile)?;
-    for cert in &identity.chain {
-        builder
-            .add_extra_chain_cert(cert.clone())
-            .map_err(TlsError::Profile)?;
-    }
-    builder
-        .set_private_key(&identity.key)
-        .map_err(TlsError::Profile)?;
-    builder.check_private_key().map_err(TlsError::Profile)?;
+    present(&mut builder, identity)?;
 
     for cert in ca {
         builder
@@ -78,6 +66,26 @@ pub fn build(
         .map_err(TlsError::Profile)?;
 
     Ok(builder.build())
+}
+
+/// Makes `builder` present `identity`: the leaf, exactly the intermediates loaded, and
+/// the key, checked against the leaf. Shared by the acceptors and the cluster dialer.
+pub(crate) fn present(
+    builder: &mut SslContextBuilder,
+    identity: &Identity,
+) -> Result<(), TlsError> {
+    builder
+        .set_certificate(&identity.leaf)
+        .map_err(TlsError::Profile)?;
+    for cert in &identity.chain {
+        builder
+            .add_extra_chain_cert(cert.clone())
+            .map_err(TlsError::Profile)?;
+    }
+    builder
+        .set_private_key(&identity.key)
+        .map_err(TlsError::Profile)?;
+    builder.check_private_key().map_err(TlsError::Profile)
 }
 
 /// The protocol settings, without any key material.
@@ -130,6 +138,10 @@ pub(crate) fn apply_profile(
         .map_err(TlsError::Groups)?;
 
     builder.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION);
+    if !profile.session_tickets {
+        // TLS 1.3 then resumes from the server's session cache (stateful tickets).
+        builder.set_options(SslOptions::NO_TICKET);
+    }
     // The chain sent is the one loaded and checked, never one OpenSSL builds itself.
     builder.set_mode(SslMode::NO_AUTO_CHAIN);
     // Idle connections give their record buffers back (about 34 KiB each), as nginx's do.

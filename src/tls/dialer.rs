@@ -52,18 +52,7 @@ impl PeerConnector {
             .set_alpn_protos(b"\x08http/1.1")
             .map_err(TlsError::Profile)?;
 
-        builder
-            .set_certificate(&identity.leaf)
-            .map_err(TlsError::Profile)?;
-        for cert in &identity.chain {
-            builder
-                .add_extra_chain_cert(cert.clone())
-                .map_err(TlsError::Profile)?;
-        }
-        builder
-            .set_private_key(&identity.key)
-            .map_err(TlsError::Profile)?;
-        builder.check_private_key().map_err(TlsError::Profile)?;
+        acceptor::present(&mut builder, identity)?;
 
         if ca.is_empty() {
             builder

@@ -100,6 +100,11 @@ impl Member {
         self.cluster().peers.address().to_owned()
     }
 
+    /// Where the node's metrics endpoint listens (plain HTTP).
+    pub fn metrics(&self) -> SocketAddr {
+        self.node.as_ref().unwrap().metrics_addr()
+    }
+
     pub fn cluster(&self) -> &Arc<Cluster> {
         self.node.as_ref().unwrap().cluster().unwrap()
     }
@@ -114,16 +119,26 @@ impl Member {
     }
 
     /// Kills the node: every task is dropped and every socket closed at once, as a
-    /// crash would; what was committed stays in the data directory. Returns it.
-    pub fn kill(mut self) -> PathBuf {
+    /// crash would; what was committed stays in the data directory, which is returned
+    /// (and kept until the returned value is dropped).
+    pub fn kill(mut self) -> Remains {
         drop(self.node.take());
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
         // Let the dropped tasks release the store before it is opened again.
         std::thread::sleep(Duration::from_millis(300));
-        self.data.clone()
+        Remains {
+            data: self.data.clone(),
+            _dir: self._owned_data.take(),
+        }
     }
+}
+
+/// The data directory of a killed member.
+pub struct Remains {
+    pub data: PathBuf,
+    _dir: Option<TempDir>,
 }
 
 impl Drop for Member {
