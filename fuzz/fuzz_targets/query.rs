@@ -18,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn run(data: &[u8]) {
+    // The public entry point for raw bytes; it must refuse what it cannot read.
+    let _ = Query::from_slice(data);
+
     // The node reads whole messages with this depth budget before a query sees them.
     let mut rest = data;
     let Ok(wire) = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_NESTING) else {
