@@ -199,7 +199,7 @@ print(f"  {len(bad)} finding(s) of severity MEDIUM or above")
 sys.exit(1 if bad or fatal else 0)
 EOF
     cat "$report"
-    failures+=("testssl.sh on the $label port")
+    failures+=("testssl.sh on the $label port ($profile)")
   fi
   echo "  ($((SECONDS - started)) s)"
 }
@@ -209,7 +209,7 @@ EOF
 # the certificate request: its HTTP and session checks cannot run. It therefore scans
 # a second node whose cluster port has the same TLS profile with TOPGUN_CLUSTER_MTLS off.
 scan_profile() {
-  local profile=$1
+  profile=$1
   shift
   start_node "$profile" "$@"
   run_sslyze "$profile" client "$client_port"
