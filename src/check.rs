@@ -21,6 +21,14 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
     let config = &node.config;
     writeln!(out, "configuration OK: the node would start")?;
     writeln!(out, "node id: {}", config.node_id)?;
+    match crate::tls::fips::active() {
+        Some(provider) => writeln!(
+            out,
+            "FIPS mode: on ({} {}, default properties fips=yes)",
+            provider.name, provider.version
+        )?,
+        None => writeln!(out, "FIPS mode: off (TOPGUN_FIPS=true turns it on)")?,
+    }
 
     let client = Listener {
         title: "client listener",

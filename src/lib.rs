@@ -16,6 +16,7 @@
 //! - [`store`]: the maps by name; the one place their state changes.
 //! - [`storage`]: durable records of the maps (redb or PostgreSQL) behind one trait.
 //! - [`node`]: composition, start and graceful shutdown.
+//! - [`reload`]: certificate rotation without a restart.
 //! - [`auth`]: JWT verification through OpenSSL.
 //! - [`policy`]: permission policies and field-level security; pure logic.
 //! - [`crdt`]: clocks, merge rules and the Merkle tree; pure logic.
@@ -42,6 +43,7 @@ pub mod pki;
 pub mod policy;
 pub mod protocol;
 pub mod query;
+pub mod reload;
 pub mod session;
 pub mod shutdown;
 pub mod storage;

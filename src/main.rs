@@ -61,29 +61,33 @@ fn main() -> ExitCode {
 }
 
 fn fail(error: &dyn std::error::Error) -> ExitCode {
-    eprintln!("topgun-server: {}", one_line(error));
+    eprintln!("topgun-server: {}", telemetry::one_line(error));
     ExitCode::from(EXIT_CONFIG)
 }
 
-/// The error and its causes on one line; OpenSSL's stack says which routine failed.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        match cause.downcast_ref::<openssl::error::ErrorStack>() {
-            Some(stack) => line.push_str(&tls::describe(stack)),
-            None => line.push_str(&cause.to_string()),
-        }
-        source = cause.source();
+/// Puts FIPS mode in force when the configuration asks for it. Runs before anything
+/// builds an SSL context, so that every context fetches from the FIPS provider.
+fn enable_fips(config: &config::Config) -> Result<(), tls::fips::FipsError> {
+    if config.fips {
+        let provider = tls::fips::enable()?;
+        info!(
+            provider = %provider.name,
+            version = %provider.version,
+            "FIPS mode on: OpenSSL fetches only from the FIPS provider"
+        );
     }
-    line.replace('\n', " ")
+    Ok(())
 }
 
 fn check_config() -> ExitCode {
-    let prepared = config::from_env()
-        .map_err(node::StartError::from)
-        .and_then(node::prepare);
+    let config = match config::from_env() {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    if let Err(error) = enable_fips(&config) {
+        return fail(&error);
+    }
+    let prepared = node::prepare(config);
     match prepared {
         Ok(prepared) => {
             print!("{}", check::report(&prepared));
@@ -112,6 +116,9 @@ fn serve() -> ExitCode {
         Err(error) => return fail(&error),
     };
     telemetry::init(&config.log);
+    if let Err(error) = enable_fips(&config) {
+        return fail(&error);
+    }
 
     let prepared = match node::prepare(config) {
         Ok(prepared) => prepared,
@@ -137,7 +144,15 @@ fn serve() -> ExitCode {
             Err(error) => return fail(&error),
         };
 
-        let signal = signals.received().await;
+        let signal = loop {
+            match signals.next().await {
+                shutdown::Request::Stop(signal) => break signal,
+                shutdown::Request::Reload => {
+                    info!("SIGHUP: reloading TLS key material");
+                    running.reload_tls();
+                }
+            }
+        };
         info!(signal, "shutting down");
 
         if running.shutdown(drain).await {

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use openssl::ssl::SslAcceptor;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -22,10 +24,12 @@ use crate::listener::Listener;
 use crate::locks::LockTable;
 use crate::metrics::{self, endpoint, Metrics};
 use crate::policy::{PolicyError, PolicySet};
+use crate::reload::{self, Watched};
 use crate::session::dataplane::Dataplane;
 use crate::session::SessionContext;
 use crate::storage::{EmbeddedStorage, PostgresStorage, Snapshot, Storage, StorageError};
 use crate::store::Store;
+use crate::tls::swap::Swap;
 use crate::tls::{self, inspect, ListenerTls, PeerCertificates, PeerConnector, TlsError};
 
 /// Why the node could not start. Each message names the variable or file to fix.
@@ -83,7 +87,7 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
         Some(settings) => Some(tls::prepare(
             settings,
             PeerCertificates::NotRequested,
-            b"topgun-client",
+            CLIENT_SESSIONS,
         )?),
         None => None,
     };
@@ -118,6 +122,7 @@ pub fn prepare(config: Config) -> Result<PreparedNode, StartError> {
 
 /// A node that is serving.
 pub struct RunningNode {
+    reload_trigger: Arc<Notify>,
     client_addr: SocketAddr,
     cluster: Option<Arc<Cluster>>,
     cluster_addr: Option<SocketAddr>,
@@ -231,7 +236,8 @@ impl PreparedNode {
         let tcp = TcpListener::bind(bind)
             .await
             .map_err(|io| StartError::Bind { addr: bind, io })?;
-        let listener = Listener::new("client", tcp, config.limits.max_connections);
+        let listener = Listener::new("client", tcp, config.limits.max_connections)
+            .limit_rate(config.limits.connection_rate_per_ip);
         let client_addr = listener
             .local_addr()
             .map_err(|io| StartError::Bind { addr: bind, io })?;
@@ -239,7 +245,20 @@ impl PreparedNode {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let metrics = Arc::new(Metrics::new());
+        if let Some(fips) = crate::tls::fips::active() {
+            metrics.set_fips_mode(true);
+            metrics.set_fips_provider(&fips.name, &fips.version);
+        }
         self.track_certificates(&metrics);
+        // From here on, handshakes take the current context of each listener.
+        let served = Served {
+            client: self.client_tls.map(|tls| Swap::new(tls.acceptor)),
+            cluster: self.cluster_tls.map(|tls| Swap::new(tls.acceptor)),
+            dialer: self.cluster_dialer.map(Swap::new),
+            metrics: self.metrics_tls.map(|tls| Swap::new(tls.acceptor)),
+        };
+        let reload_trigger = Arc::new(Notify::new());
+        let watched = reloadable(config, &served, &metrics);
         let dataplane = Arc::new(Dataplane {
             node_id: config.node_id.clone(),
             cluster: peers.clone(),
@@ -263,7 +282,7 @@ impl PreparedNode {
             shutdown.clone(),
         ));
         let client = Arc::new(ClientContext {
-            acceptor: self.client_tls.map(|tls| tls.acceptor),
+            acceptor: served.client,
             node_id: config.node_id.clone(),
             handshake_timeout: config.limits.handshake_timeout,
             max_message_size: config.limits.max_message_size,
@@ -280,8 +299,8 @@ impl PreparedNode {
 
         let metrics_addr = endpoint::start(
             &config.metrics,
-            self.metrics_tls,
-            metrics,
+            served.metrics,
+            metrics.clone(),
             config.limits.handshake_timeout,
             &shutdown,
             &tasks,
@@ -295,6 +314,7 @@ impl PreparedNode {
         let secure = client.acceptor.is_some();
         info!(addr = %client_addr, tls = secure, node.id = %config.node_id, "client listener ready");
 
+        let listener = listener.counted_by(metrics.clone());
         tasks.spawn(
             listener.run(shutdown.clone(), tasks.clone(), move |tcp, slot| {
                 client::serve(client.clone(), tcp, slot)
@@ -314,7 +334,7 @@ impl PreparedNode {
             info!(
                 addr = %bound,
                 advertised = %peers.address(),
-                tls = self.cluster_tls.is_some(),
+                tls = served.cluster.is_some(),
                 mtls = config.cluster.mtls,
                 "cluster listener ready"
             );
@@ -322,9 +342,10 @@ impl PreparedNode {
                 peers,
                 dataplane,
                 settings,
-                acceptor: self.cluster_tls.map(|tls| tls.acceptor),
-                dialer: self.cluster_dialer,
+                acceptor: served.cluster,
+                dialer: served.dialer,
                 max_connections: config.limits.max_connections,
+                connection_rate_per_ip: config.limits.connection_rate_per_ip,
                 shutdown: shutdown.clone(),
                 tasks: tasks.clone(),
             };
@@ -332,7 +353,17 @@ impl PreparedNode {
             cluster_addr = Some(bound);
         }
 
+        tasks.spawn(reload::run(
+            watched,
+            config.reload.interval,
+            config.reload.ticket_rotation,
+            reload_trigger.clone(),
+            metrics,
+            shutdown.clone(),
+        ));
+
         Ok(RunningNode {
+            reload_trigger,
             client_addr,
             cluster: running_cluster,
             cluster_addr,
@@ -341,6 +372,81 @@ impl PreparedNode {
             tasks,
         })
     }
+}
+
+/// The TLS contexts handshakes take, each replaced by a reload.
+struct Served {
+    client: Option<Arc<Swap<SslAcceptor>>>,
+    cluster: Option<Arc<Swap<SslAcceptor>>>,
+    dialer: Option<Arc<Swap<PeerConnector>>>,
+    metrics: Option<Arc<Swap<SslAcceptor>>>,
+}
+
+/// Session id contexts: a session of one listener never resumes on another.
+const CLIENT_SESSIONS: &[u8] = b"topgun-client";
+
+/// The listeners whose key material [`reload::run`] watches, each with how to rebuild
+/// it exactly as start-up built it.
+fn reloadable(config: &Config, served: &Served, metrics: &Arc<Metrics>) -> Vec<Watched> {
+    let mut watched = Vec::new();
+    if let (Some(settings), Some(swap)) = (&config.client.tls, &served.client) {
+        let (settings, swap, metrics) = (settings.clone(), swap.clone(), metrics.clone());
+        watched.push(Watched {
+            listener: "client",
+            files: reload::files_of(&settings),
+            rebuild: Box::new(move || {
+                let fresh =
+                    tls::prepare(&settings, PeerCertificates::NotRequested, CLIENT_SESSIONS)?;
+                metrics.replace_certificates("server", vec![fresh.identity.leaf.clone()]);
+                swap.replace(fresh.acceptor);
+                Ok(())
+            }),
+        });
+    }
+    if let (Some(settings), Some(acceptor), Some(dialer)) =
+        (&config.cluster.tls, &served.cluster, &served.dialer)
+    {
+        let mut files = reload::files_of(settings);
+        files.extend(config.cluster.crl.iter().map(|crl| crl.path.clone()));
+        let (settings, cluster_config) = (settings.clone(), config.cluster.clone());
+        let timeout = config.limits.handshake_timeout;
+        let (acceptor, dialer, metrics) = (acceptor.clone(), dialer.clone(), metrics.clone());
+        watched.push(Watched {
+            listener: "cluster",
+            files,
+            rebuild: Box::new(move || {
+                let (listener, connector) =
+                    tls::prepare_cluster(&settings, &cluster_config, timeout)?;
+                metrics.replace_certificates("cluster", vec![listener.identity.leaf.clone()]);
+                acceptor.replace(listener.acceptor);
+                dialer.replace(connector);
+                Ok(())
+            }),
+        });
+    }
+    if let (Some(settings), Some(swap)) = (&config.metrics.tls, &served.metrics) {
+        let own_certificate = matches!(
+            &settings.identity,
+            IdentitySource::Pem { cert, .. } if cert.var.starts_with("TOPGUN_METRICS_")
+        );
+        let (metrics_config, swap, metrics) =
+            (config.metrics.clone(), swap.clone(), metrics.clone());
+        watched.push(Watched {
+            listener: "metrics",
+            files: reload::files_of(settings),
+            rebuild: Box::new(move || {
+                let Some(fresh) = endpoint::prepare_tls(&metrics_config)? else {
+                    return Ok(());
+                };
+                if own_certificate {
+                    metrics.replace_certificates("metrics", vec![fresh.identity.leaf.clone()]);
+                }
+                swap.replace(fresh.acceptor);
+                Ok(())
+            }),
+        });
+    }
+    watched
 }
 
 /// PostgreSQL when `DATABASE_URL` is set, else the embedded store; and its contents.
@@ -416,6 +522,12 @@ impl RunningNode {
     /// The running cluster, when enabled: membership, partition table, counters.
     pub fn cluster(&self) -> Option<&Arc<Cluster>> {
         self.cluster.as_ref()
+    }
+
+    /// Rebuilds every listener's TLS material from its files now (SIGHUP); see
+    /// [`crate::reload`].
+    pub fn reload_tls(&self) {
+        self.reload_trigger.notify_one();
     }
 
     /// Where the metrics endpoint is bound (useful with port 0).

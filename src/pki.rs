@@ -15,8 +15,8 @@ use openssl::asn1::Asn1Time;
 use openssl::bn::{BigNum, MsbOption};
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
+use openssl::pkey::{Id, PKey, Private};
+use openssl::pkey_ctx::PkeyCtx;
 use openssl::x509::extension::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
     SubjectKeyIdentifier,
@@ -297,7 +297,14 @@ pub fn write_dev_pki(dir: &Path, force: bool) -> Result<Vec<PathBuf>, PkiError> 
 fn generate_key(kind: KeyKind) -> Result<PKey<Private>, ErrorStack> {
     match kind {
         KeyKind::EcP256 => PKey::ec_gen("prime256v1"),
-        KeyKind::Rsa2048 => PKey::from_rsa(Rsa::generate(2048)?),
+        // Through EVP, not `Rsa::generate`: the low-level call bypasses the FIPS
+        // provider's checks.
+        KeyKind::Rsa2048 => {
+            let mut context = PkeyCtx::new_id(Id::RSA)?;
+            context.keygen_init()?;
+            context.set_rsa_keygen_bits(2048)?;
+            context.keygen()
+        }
     }
 }
 

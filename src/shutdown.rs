@@ -1,4 +1,4 @@
-//! Waiting for the operator's stop signal.
+//! The operator's signals: stop (SIGTERM, SIGINT) and reload certificates (SIGHUP).
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -8,6 +8,16 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 pub struct Signals {
     terminate: Signal,
     interrupt: Signal,
+    hangup: Signal,
+}
+
+/// What the operator asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// Stop, named by the signal that asked.
+    Stop(&'static str),
+    /// Reload key material (SIGHUP).
+    Reload,
 }
 
 impl Signals {
@@ -16,14 +26,16 @@ impl Signals {
         Ok(Signals {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
-    /// Resolves with the signal's name on the first SIGTERM or SIGINT.
-    pub async fn received(&mut self) -> &'static str {
+    /// The next request: stop on SIGTERM or SIGINT, reload on SIGHUP.
+    pub async fn next(&mut self) -> Request {
         tokio::select! {
-            _ = self.terminate.recv() => "SIGTERM",
-            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => Request::Stop("SIGTERM"),
+            _ = self.interrupt.recv() => Request::Stop("SIGINT"),
+            _ = self.hangup.recv() => Request::Reload,
         }
     }
 }

@@ -120,7 +120,7 @@ async fn dial_once(cluster: &Arc<Cluster>, address: &str) -> Result<LinkEnd, Dia
         Err(_) => return Err(DialError::Timeout(timeout)),
     };
     let _ = tcp.set_nodelay(true);
-    match &cluster.dialer {
+    match cluster.dialer.as_ref().map(|swap| swap.current()) {
         None => upgrade(cluster, format!("ws://{address}/"), tcp).await,
         Some(dialer) => {
             let established = dialer

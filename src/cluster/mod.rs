@@ -38,6 +38,7 @@ use crate::config::{ClusterConfig, Discovery};
 use crate::listener::{self, Listener, Slot};
 use crate::session::dataplane::Dataplane;
 use crate::tls::dialer::PeerConnector;
+use crate::tls::swap::Swap;
 use partition::{partition_of, PartitionTable};
 pub use peers::Peers;
 use wire::PeerMessage;
@@ -89,9 +90,9 @@ pub struct Cluster {
     pub dataplane: Arc<Dataplane>,
     pub settings: Settings,
     pub stats: Stats,
-    acceptor: Option<SslAcceptor>,
+    acceptor: Option<Arc<Swap<SslAcceptor>>>,
     /// Dials peers over TLS when cluster TLS is on.
-    dialer: Option<PeerConnector>,
+    dialer: Option<Arc<Swap<PeerConnector>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     /// Addresses with a dial loop running.
@@ -116,9 +117,11 @@ pub struct Start {
     pub peers: Arc<Peers>,
     pub dataplane: Arc<Dataplane>,
     pub settings: Settings,
-    pub acceptor: Option<SslAcceptor>,
-    pub dialer: Option<PeerConnector>,
+    pub acceptor: Option<Arc<Swap<SslAcceptor>>>,
+    pub dialer: Option<Arc<Swap<PeerConnector>>>,
     pub max_connections: usize,
+    /// `TOPGUN_MAX_CONNECTION_RATE_PER_IP`, applied to the cluster port too.
+    pub connection_rate_per_ip: Option<u32>,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
 }
@@ -160,7 +163,9 @@ pub fn start(config: &ClusterConfig, tcp: TcpListener, start: Start) -> Arc<Clus
         migrated: Notify::new(),
     });
 
-    let listener = Listener::new("cluster", tcp, start.max_connections);
+    let listener = Listener::new("cluster", tcp, start.max_connections)
+        .limit_rate(start.connection_rate_per_ip)
+        .counted_by(cluster.dataplane.metrics.clone());
     let serving = cluster.clone();
     cluster.tasks.spawn(listener.run(
         cluster.shutdown.clone(),
@@ -479,10 +484,10 @@ impl Cluster {
 /// WebSocket upgrade on any path, then the link.
 async fn serve(cluster: Arc<Cluster>, tcp: TcpStream, _slot: Slot) {
     let timeout = cluster.settings.handshake_timeout;
-    match &cluster.acceptor {
+    match cluster.acceptor.as_ref().map(|swap| swap.current()) {
         Some(acceptor) => match listener::tls_accept(
             "cluster",
-            acceptor,
+            &acceptor,
             tcp,
             timeout,
             &cluster.dataplane.metrics,

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::fips::{self, FIPS_CIPHERS, FIPS_CIPHERSUITES, FIPS_GROUPS};
 use super::parse::*;
 use super::pins::parse_pins;
 use super::{
     ClientListenerConfig, ClusterConfig, Config, ConfigError, Discovery, IdentitySource, Ignored,
-    Limits, LogConfig, MetricsConfig, PassphraseSource, Secret, TlsConfig, TlsProfile, VarPath,
-    DEFAULT_CIPHERS, DEFAULT_GROUPS, DEFAULT_JWT_SECRET,
+    Limits, LogConfig, MetricsConfig, PassphraseSource, ReloadConfig, Secret, TlsConfig,
+    TlsProfile, VarPath, DEFAULT_CIPHERS, DEFAULT_GROUPS, DEFAULT_JWT_SECRET,
 };
 
 /// The largest `TOPGUN_MAX_MESSAGE_SIZE` accepted: one message may be held in memory
@@ -52,6 +53,9 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_TLS_CIPHERSUITES",
     "TOPGUN_TLS_GROUPS",
     "TOPGUN_TLS_HANDSHAKE_TIMEOUT_MS",
+    "TOPGUN_TLS_SESSION_TICKETS",
+    "TOPGUN_TLS_RELOAD_INTERVAL_MS",
+    "TOPGUN_TLS_TICKET_ROTATION_MS",
     "TOPGUN_CLUSTER_TLS_ENABLED",
     "TOPGUN_CLUSTER_TLS_CERT_PATH",
     "TOPGUN_CLUSTER_TLS_KEY_PATH",
@@ -70,12 +74,14 @@ pub const KNOWN_VARS: &[&str] = &[
     "TOPGUN_CLUSTER_ALLOWED_IDENTITIES",
     "TOPGUN_CLUSTER_CRL_PATH",
     "TOPGUN_MAX_CONNECTIONS",
+    "TOPGUN_MAX_CONNECTION_RATE_PER_IP",
     "TOPGUN_MAX_MESSAGE_SIZE",
     "TOPGUN_SHUTDOWN_TIMEOUT_MS",
     "TOPGUN_AUTH_TIMEOUT_MS",
     "TOPGUN_POLICIES_PATH",
     "TOPGUN_GC_INTERVAL_MS",
     "TOPGUN_DATA_DIR",
+    "TOPGUN_FIPS",
 ];
 
 /// The variables as strings; [`Raw::check`] parses each so that errors name the variable.
@@ -112,6 +118,9 @@ pub(super) struct Raw {
     topgun_tls_ciphersuites: Option<String>,
     topgun_tls_groups: Option<String>,
     topgun_tls_handshake_timeout_ms: Option<String>,
+    topgun_tls_session_tickets: Option<String>,
+    topgun_tls_reload_interval_ms: Option<String>,
+    topgun_tls_ticket_rotation_ms: Option<String>,
     topgun_cluster_tls_enabled: Option<String>,
     topgun_cluster_tls_cert_path: Option<String>,
     topgun_cluster_tls_key_path: Option<String>,
@@ -130,12 +139,14 @@ pub(super) struct Raw {
     topgun_cluster_allowed_identities: Option<String>,
     topgun_cluster_crl_path: Option<String>,
     topgun_max_connections: Option<String>,
+    topgun_max_connection_rate_per_ip: Option<String>,
     topgun_max_message_size: Option<String>,
     topgun_shutdown_timeout_ms: Option<String>,
     topgun_auth_timeout_ms: Option<String>,
     topgun_policies_path: Option<String>,
     topgun_gc_interval_ms: Option<String>,
     topgun_data_dir: Option<String>,
+    topgun_fips: Option<String>,
 }
 
 impl Raw {
@@ -170,12 +181,47 @@ impl Raw {
             ("TOPGUN_METRICS_PORT", metrics_host, metrics_port),
         ])?;
 
-        let profile = TlsProfile {
+        let fips_mode = parse_bool("TOPGUN_FIPS", self.topgun_fips.as_deref(), false)?;
+        let mut profile = TlsProfile {
             min_version: parse_min_version(self.topgun_tls_min_version.as_deref())?,
             ciphers: text_or(self.topgun_tls_ciphers.as_deref(), DEFAULT_CIPHERS),
             ciphersuites: parse_ciphersuites(self.topgun_tls_ciphersuites.as_deref())?,
             groups: text_or(self.topgun_tls_groups.as_deref(), DEFAULT_GROUPS),
+            session_tickets: parse_bool(
+                "TOPGUN_TLS_SESSION_TICKETS",
+                self.topgun_tls_session_tickets.as_deref(),
+                true,
+            )?,
         };
+        let reload = ReloadConfig {
+            interval: parse_optional_millis(
+                "TOPGUN_TLS_RELOAD_INTERVAL_MS",
+                self.topgun_tls_reload_interval_ms.as_deref(),
+                10_000,
+            )?,
+            ticket_rotation: parse_optional_millis(
+                "TOPGUN_TLS_TICKET_ROTATION_MS",
+                self.topgun_tls_ticket_rotation_ms.as_deref(),
+                43_200_000,
+            )?,
+        };
+        if fips_mode {
+            let defaults = [
+                (&self.topgun_tls_ciphers, &mut profile.ciphers, FIPS_CIPHERS),
+                (
+                    &self.topgun_tls_ciphersuites,
+                    &mut profile.ciphersuites,
+                    FIPS_CIPHERSUITES,
+                ),
+                (&self.topgun_tls_groups, &mut profile.groups, FIPS_GROUPS),
+            ];
+            for (set, value, default) in defaults {
+                if set.is_none() {
+                    *value = default.to_owned();
+                }
+            }
+            fips::check_profile(&profile)?;
+        }
 
         let client_tls = self.client_tls(&profile)?;
         let cluster_tls = self.cluster_tls(&profile)?;
@@ -229,6 +275,15 @@ impl Raw {
             _ => {}
         }
 
+        if fips_mode {
+            for tls in [&client_tls, &cluster_tls, &metrics_tls]
+                .into_iter()
+                .flatten()
+            {
+                fips::check_identity(tls)?;
+            }
+        }
+
         let production = self.node_env.as_deref() == Some("production");
         let log = LogConfig {
             filter: parse_log_level(self.log_level.as_deref())?,
@@ -276,6 +331,13 @@ impl Raw {
                 self.topgun_gc_interval_ms.as_deref(),
                 3_600_000,
             )?,
+            connection_rate_per_ip: match self.topgun_max_connection_rate_per_ip.as_deref() {
+                None => None,
+                Some(value) => Some(
+                    parse_count("TOPGUN_MAX_CONNECTION_RATE_PER_IP", Some(value), 0)
+                        .map(|rate| rate.min(u32::MAX as usize) as u32)?,
+                ),
+            },
         };
 
         let discovery_interval = parse_millis(
@@ -358,12 +420,14 @@ impl Raw {
                 require_client_cert,
             },
             limits,
+            reload,
             database_url: self.database_url.map(Secret::new),
             data_dir: PathBuf::from(self.topgun_data_dir.as_deref().unwrap_or("data")),
             policies: var_path("TOPGUN_POLICIES_PATH", &self.topgun_policies_path),
             jwt_secret_is_default: self.jwt_secret.is_none(),
             jwt_secret: Secret::new(self.jwt_secret.as_deref().unwrap_or(DEFAULT_JWT_SECRET)),
             production,
+            fips: fips_mode,
             log,
             unknown_vars,
             ignored,

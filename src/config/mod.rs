@@ -11,11 +11,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod env;
+mod fips;
 mod parse;
 pub mod pins;
 
 use env::Raw;
 pub use env::KNOWN_VARS;
+pub use fips::{FIPS_CIPHERS, FIPS_CIPHERSUITES, FIPS_GROUPS};
 pub use pins::Pin;
 
 /// Why the environment does not describe a node that can start.
@@ -135,6 +137,9 @@ pub struct TlsProfile {
     pub ciphersuites: String,
     /// Key-exchange groups, most preferred first (`TOPGUN_TLS_GROUPS`).
     pub groups: String,
+    /// Whether TLS 1.3 resumption tickets are issued (`TOPGUN_TLS_SESSION_TICKETS`);
+    /// without them sessions resume from the server's cache.
+    pub session_tickets: bool,
 }
 
 /// Mozilla "intermediate" TLS 1.2 ciphers, restricted to ECDHE key exchange with AEAD.
@@ -234,6 +239,20 @@ pub struct Limits {
     pub auth_timeout: Duration,
     /// How often TTL expiry and tombstone pruning run (PROTOCOL.md §10).
     pub gc_interval: Duration,
+    /// New connections per second accepted from one address on each listener
+    /// (`TOPGUN_MAX_CONNECTION_RATE_PER_IP`); `None` is no limit.
+    pub connection_rate_per_ip: Option<u32>,
+}
+
+/// When listeners reload their key material without a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// How often the key material files are read for changes
+    /// (`TOPGUN_TLS_RELOAD_INTERVAL_MS`); `None` reloads on SIGHUP only.
+    pub interval: Option<Duration>,
+    /// How often every TLS context is rebuilt even without changes, which gives new
+    /// session ticket keys (`TOPGUN_TLS_TICKET_ROTATION_MS`); `None` never.
+    pub ticket_rotation: Option<Duration>,
 }
 
 /// Log output.
@@ -252,6 +271,7 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub metrics: MetricsConfig,
     pub limits: Limits,
+    pub reload: ReloadConfig,
     /// PostgreSQL storage (`DATABASE_URL`); when unset, the embedded store in `data_dir`.
     pub database_url: Option<Secret>,
     /// Directory of the embedded store (`TOPGUN_DATA_DIR`, default `data`).
@@ -263,6 +283,9 @@ pub struct Config {
     /// True when `JWT_SECRET` was not set and the development default is in use.
     pub jwt_secret_is_default: bool,
     pub production: bool,
+    /// Run every cryptographic operation in OpenSSL's FIPS provider, or refuse to
+    /// start (`TOPGUN_FIPS`). The TLS profile and identities were checked for it.
+    pub fips: bool,
     pub log: LogConfig,
     /// `TOPGUN_*` variables that this node does not know, most likely typos.
     pub unknown_vars: Vec<String>,

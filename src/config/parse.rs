@@ -93,6 +93,18 @@ pub(super) fn parse_millis(
     Ok(Duration::from_millis(millis))
 }
 
+/// Like [`parse_millis`], with `0` meaning "never" (`None`).
+pub(super) fn parse_optional_millis(
+    var: &'static str,
+    value: Option<&str>,
+    default: u64,
+) -> Result<Option<Duration>, ConfigError> {
+    if value.map(str::trim) == Some("0") {
+        return Ok(None);
+    }
+    parse_millis(var, value, default).map(Some)
+}
+
 pub(super) fn parse_count(
     var: &'static str,
     value: Option<&str>,

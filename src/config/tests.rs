@@ -1016,3 +1016,92 @@ fn logs_are_json_in_production_or_when_asked_and_text_otherwise() {
     );
     assert_eq!(config(vec![("LOG_LEVEL", "debug")]).log.filter, "debug");
 }
+
+#[test]
+fn reloads_poll_every_ten_seconds_and_rotate_tickets_twice_a_day_unless_set_to_zero() {
+    let defaults = config(vec![]);
+    assert_eq!(defaults.reload.interval, Some(Duration::from_secs(10)));
+    assert_eq!(
+        defaults.reload.ticket_rotation,
+        Some(Duration::from_secs(43_200))
+    );
+    let off = config(vec![
+        ("TOPGUN_TLS_RELOAD_INTERVAL_MS", "0"),
+        ("TOPGUN_TLS_TICKET_ROTATION_MS", "0"),
+        ("TOPGUN_TLS_SESSION_TICKETS", "false"),
+    ]);
+    assert_eq!(off.reload.interval, None);
+    assert_eq!(off.reload.ticket_rotation, None);
+    refused(
+        vec![("TOPGUN_TLS_RELOAD_INTERVAL_MS", "soon")],
+        "TOPGUN_TLS_RELOAD_INTERVAL_MS",
+        "soon",
+    );
+}
+
+#[test]
+fn fips_mode_is_off_unless_asked_for_and_then_defaults_to_aes_gcm_and_nist_curves() {
+    assert!(!config(vec![]).fips);
+
+    let config = config([client_tls(), vec![("TOPGUN_FIPS", "true")]].concat());
+
+    assert!(config.fips);
+    let profile = &config.client.tls.as_ref().unwrap().profile;
+    assert_eq!(profile.ciphers, FIPS_CIPHERS);
+    assert_eq!(profile.ciphersuites, FIPS_CIPHERSUITES);
+    assert_eq!(profile.groups, FIPS_GROUPS);
+    assert!(!profile.ciphers.contains("CHACHA20"));
+}
+
+#[test]
+fn fips_mode_keeps_tls_settings_that_stay_inside_aes_gcm_and_nist_curves() {
+    let config = config(vec![
+        ("TOPGUN_FIPS", "true"),
+        ("TOPGUN_TLS_GROUPS", "P-384:secp256r1"),
+        ("TOPGUN_TLS_CIPHERSUITES", "TLS_AES_256_GCM_SHA384"),
+        ("TOPGUN_TLS_CIPHERS", "ECDHE+AESGCM:!aNULL"),
+    ]);
+
+    assert!(config.fips);
+}
+
+#[test]
+fn fips_mode_refuses_x25519_chacha20_and_cbc_naming_the_variable() {
+    let cases = [
+        ("TOPGUN_TLS_GROUPS", "X25519:P-256"),
+        ("TOPGUN_TLS_CIPHERSUITES", "TLS_CHACHA20_POLY1305_SHA256"),
+        ("TOPGUN_TLS_CIPHERS", "ECDHE-RSA-CHACHA20-POLY1305"),
+        ("TOPGUN_TLS_CIPHERS", "ECDHE-RSA-AES128-SHA256"),
+    ];
+    for (var, value) in cases {
+        let message = refused(vec![("TOPGUN_FIPS", "true"), (var, value)], var, value);
+
+        assert!(message.contains("TOPGUN_FIPS=true"), "{message}");
+    }
+}
+
+#[test]
+fn fips_mode_refuses_a_pkcs12_bundle_and_asks_for_pem() {
+    for var in ["TOPGUN_TLS_PKCS12_PATH", "TOPGUN_CLUSTER_TLS_PKCS12_PATH"] {
+        let switch = if var.starts_with("TOPGUN_CLUSTER") {
+            "TOPGUN_CLUSTER_TLS_ENABLED"
+        } else {
+            "TOPGUN_TLS_ENABLED"
+        };
+        let vars = vec![
+            ("TOPGUN_FIPS", "true"),
+            (switch, "true"),
+            (var, "/tls/node.p12"),
+        ];
+
+        let message = refused_naming(vars, var);
+
+        assert!(message.contains("PKCS#12"), "{message}");
+        assert!(message.contains("PEM"), "{message}");
+    }
+}
+
+#[test]
+fn fips_mode_must_be_true_or_false() {
+    refused(vec![("TOPGUN_FIPS", "1")], "TOPGUN_FIPS", "1");
+}

@@ -28,11 +28,12 @@ use tracing::{debug, Instrument, Span};
 use crate::listener::{self, Slot};
 use crate::metrics::Metrics;
 use crate::session::{self, SessionContext};
+use crate::tls::swap::Swap;
 
 /// Everything a client connection needs, shared by all of them.
 pub struct ClientContext {
     /// `None` serves plain HTTP and `ws://`.
-    pub acceptor: Option<SslAcceptor>,
+    pub acceptor: Option<Arc<Swap<SslAcceptor>>>,
     pub node_id: String,
     pub handshake_timeout: Duration,
     pub max_message_size: usize,
@@ -48,13 +49,13 @@ type HttpResponse = Response<Full<Bytes>>;
 
 /// Serves one accepted client connection to its end.
 pub async fn serve(context: Arc<ClientContext>, tcp: TcpStream, slot: Slot) {
-    let Some(acceptor) = &context.acceptor else {
+    let Some(acceptor) = context.acceptor.as_ref().map(|swap| swap.current()) else {
         serve_http(context.clone(), tcp, slot).await;
         return;
     };
 
     let timeout = context.handshake_timeout;
-    match listener::tls_accept("client", acceptor, tcp, timeout, &context.metrics).await {
+    match listener::tls_accept("client", &acceptor, tcp, timeout, &context.metrics).await {
         Ok(established) => {
             debug!(
                 tls.version = established.version,
@@ -113,7 +114,19 @@ fn respond(
     match request.uri().path() {
         "/health" => json(
             StatusCode::OK,
-            serde_json::json!({"status": "ok", "nodeId": context.node_id, "tls": secure}),
+            serde_json::json!({
+                "status": "ok",
+                "nodeId": context.node_id,
+                "tls": secure,
+                "fips": match crate::tls::fips::active() {
+                    Some(provider) => serde_json::json!({
+                        "enabled": true,
+                        "provider": provider.name,
+                        "version": provider.version,
+                    }),
+                    None => serde_json::json!({"enabled": false}),
+                },
+            }),
         ),
         // Ready whenever it answers: on SIGTERM the node stops accepting at once, so a
         // draining node fails this probe by refusing the connection.

@@ -5,6 +5,7 @@
 //! so a peer that stalls its handshake (case C1) holds only its own slot.
 
 pub mod client;
+pub mod rate;
 
 use std::future::Future;
 use std::io;
@@ -13,12 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openssl::ssl::SslAcceptor;
+use rate::RateLimit;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug_span, warn, Instrument};
+use tracing::{debug, debug_span, warn, Instrument};
 
 use crate::metrics::Metrics;
 use crate::tls::handshake::{self, Established, HandshakeError};
@@ -33,6 +35,8 @@ pub struct Listener {
     name: &'static str,
     tcp: TcpListener,
     slots: Arc<Semaphore>,
+    rate: Option<RateLimit>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Listener {
@@ -43,7 +47,22 @@ impl Listener {
             name,
             tcp,
             slots: Arc::new(Semaphore::new(max_connections)),
+            rate: None,
+            metrics: None,
         }
+    }
+
+    /// Closes at once, before any handshake, new connections from an address that
+    /// opens more than `per_second` a second (`TOPGUN_MAX_CONNECTION_RATE_PER_IP`).
+    pub fn limit_rate(mut self, per_second: Option<u32>) -> Self {
+        self.rate = per_second.map(RateLimit::new);
+        self
+    }
+
+    /// Counts refused connections in `metrics`.
+    pub fn counted_by(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The address the socket is bound to.
@@ -52,7 +71,7 @@ impl Listener {
     }
 
     /// Accepts until `shutdown` fires, running `handle` for each connection on `tasks`.
-    pub async fn run<F, Fut>(self, shutdown: CancellationToken, tasks: TaskTracker, handle: F)
+    pub async fn run<F, Fut>(mut self, shutdown: CancellationToken, tasks: TaskTracker, handle: F)
     where
         F: Fn(TcpStream, Slot) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -87,6 +106,16 @@ impl Listener {
                     continue;
                 }
             };
+            if let Some(rate) = &mut self.rate {
+                if !rate.allow(peer.ip(), std::time::Instant::now()) {
+                    debug!(listener = self.name, %peer, "connection rate over the limit; closed");
+                    if let Some(metrics) = &self.metrics {
+                        metrics.connection_refused(self.name, "rate");
+                    }
+                    // Dropping the socket and the permit frees the slot at once.
+                    continue;
+                }
+            }
             let _ = tcp.set_nodelay(true);
 
             next_id += 1;

@@ -27,6 +27,7 @@ use tracing::{debug, info};
 use super::Metrics;
 use crate::config::MetricsConfig;
 use crate::listener::{self, Listener, Slot};
+use crate::tls::swap::Swap;
 use crate::tls::{self, ListenerTls, PeerCertificates, TlsError};
 
 /// The content type of the text exposition format.
@@ -51,7 +52,7 @@ pub fn prepare_tls(config: &MetricsConfig) -> Result<Option<ListenerTls>, TlsErr
 /// What every scrape connection shares.
 struct Endpoint {
     /// `None` serves plain HTTP.
-    acceptor: Option<SslAcceptor>,
+    acceptor: Option<Arc<Swap<SslAcceptor>>>,
     metrics: Arc<Metrics>,
     handshake_timeout: Duration,
     shutdown: CancellationToken,
@@ -61,7 +62,7 @@ struct Endpoint {
 /// address; a bind failure is returned before anything is served.
 pub async fn start(
     config: &MetricsConfig,
-    tls: Option<ListenerTls>,
+    acceptor: Option<Arc<Swap<SslAcceptor>>>,
     metrics: Arc<Metrics>,
     handshake_timeout: Duration,
     shutdown: &CancellationToken,
@@ -72,7 +73,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
 
     let endpoint = Arc::new(Endpoint {
-        acceptor: tls.map(|tls| tls.acceptor),
+        acceptor,
         metrics,
         handshake_timeout,
         shutdown: shutdown.clone(),
@@ -93,12 +94,12 @@ pub async fn start(
 
 /// Serves one scrape connection to its end.
 async fn serve(endpoint: Arc<Endpoint>, tcp: TcpStream, _slot: Slot) {
-    let Some(acceptor) = &endpoint.acceptor else {
+    let Some(acceptor) = endpoint.acceptor.as_ref().map(|swap| swap.current()) else {
         serve_http(&endpoint, tcp).await;
         return;
     };
     let timeout = endpoint.handshake_timeout;
-    match listener::tls_accept("metrics", acceptor, tcp, timeout, &endpoint.metrics).await {
+    match listener::tls_accept("metrics", &acceptor, tcp, timeout, &endpoint.metrics).await {
         Ok(established) => serve_http(&endpoint, established.stream).await,
         // Counted in topgun_tls_handshake_errors_total{listener="metrics"}.
         Err(error) => debug!(error_type = error.kind(), %error, "tls handshake failed"),

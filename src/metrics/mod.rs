@@ -117,10 +117,13 @@ pub struct Metrics {
     tls_sessions_resumed: IntCounterVec,
     certificate_expiry_days: GaugeVec,
     fips_mode: IntGauge,
+    fips_provider: IntGaugeVec,
     cluster_peer_up: IntGaugeVec,
     cluster_forwarded_ops: IntCounter,
     cluster_replication_queue_depth: IntGaugeVec,
     cluster_dial_errors: IntCounterVec,
+    tls_reloads: IntCounterVec,
+    connections_refused: IntCounterVec,
     /// The certificates whose expiry is exported, re-read at every scrape.
     certificates: Mutex<Vec<(&'static str, X509)>>,
     map_sizes: Mutex<Option<MapSizes>>,
@@ -231,6 +234,16 @@ impl Metrics {
                     "1 when OpenSSL runs with the FIPS provider, else 0",
                 ),
             ),
+            fips_provider: register(
+                &registry,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "topgun_fips_provider_info",
+                        "1 for the FIPS provider in force, by its name and version; absent without FIPS mode",
+                    ),
+                    &["provider", "version"],
+                ),
+            ),
             cluster_peer_up: register(
                 &registry,
                 IntGaugeVec::new(
@@ -268,6 +281,26 @@ impl Metrics {
                     &["error_type"],
                 ),
             ),
+            tls_reloads: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "topgun_tls_reloads_total",
+                        "Reloads of a listener's TLS material by result (success, failure)",
+                    ),
+                    &["listener", "result"],
+                ),
+            ),
+            connections_refused: register(
+                &registry,
+                IntCounterVec::new(
+                    Opts::new(
+                        "topgun_connections_refused_total",
+                        "Connections closed before any handshake, by listener and reason",
+                    ),
+                    &["listener", "reason"],
+                ),
+            ),
             certificates: Mutex::new(Vec::new()),
             map_sizes: Mutex::new(None),
             map_labels: Mutex::new(HashSet::new()),
@@ -280,6 +313,12 @@ impl Metrics {
                     .tls_handshake_errors
                     .with_label_values(&[listener, error_type]);
             }
+            for result in ["success", "failure"] {
+                metrics.tls_reloads.with_label_values(&[listener, result]);
+            }
+            metrics
+                .connections_refused
+                .with_label_values(&[listener, "rate"]);
         }
         for error_type in HANDSHAKE_ERROR_TYPES.iter().chain(DIAL_ERROR_TYPES) {
             metrics.cluster_dial_errors.with_label_values(&[error_type]);
@@ -362,9 +401,32 @@ impl Metrics {
         certificates.extend(certs.into_iter().map(|cert| (cert_type, cert)));
     }
 
-    /// Sets `topgun_fips_mode`. Until the FIPS issue (#6) calls this, the node exports 0.
+    /// Counts a connection `listener` closed before any handshake; `reason` is `rate`.
+    pub fn connection_refused(&self, listener: &'static str, reason: &'static str) {
+        self.connections_refused
+            .with_label_values(&[listener, reason])
+            .inc();
+    }
+
+    /// Counts a reload of `listener`'s key material; a failed one left the previous
+    /// material in service.
+    pub fn tls_reloaded(&self, listener: &'static str, succeeded: bool) {
+        let result = if succeeded { "success" } else { "failure" };
+        self.tls_reloads
+            .with_label_values(&[listener, result])
+            .inc();
+    }
+
+    /// Sets `topgun_fips_mode`: 1 once `tls::fips::enable` has put the provider in force.
     pub fn set_fips_mode(&self, on: bool) {
         self.fips_mode.set(i64::from(on));
+    }
+
+    /// Exports `topgun_fips_provider_info{provider, version} 1` for the provider in force.
+    pub fn set_fips_provider(&self, provider: &str, version: &str) {
+        self.fips_provider
+            .with_label_values(&[provider, version])
+            .set(1);
     }
 
     /// Cluster: the members this node knows of, itself included (1 without a cluster).

@@ -138,6 +138,10 @@ pub(crate) fn apply_profile(
         .map_err(TlsError::Groups)?;
 
     builder.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION);
+    if !profile.session_tickets {
+        // TLS 1.3 then resumes from the server's session cache (stateful tickets).
+        builder.set_options(SslOptions::NO_TICKET);
+    }
     // The chain sent is the one loaded and checked, never one OpenSSL builds itself.
     builder.set_mode(SslMode::NO_AUTO_CHAIN);
     Ok(())

@@ -7,12 +7,14 @@ pub mod acceptor;
 pub mod ciphers;
 pub mod crl;
 pub mod dialer;
+pub mod fips;
 pub mod handshake;
 pub mod identity;
 pub mod inspect;
 pub mod peer;
 pub mod pinning;
 pub mod selftest;
+pub mod swap;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -345,6 +345,11 @@ impl NodeProcess {
         self.signal("-TERM");
     }
 
+    /// Sends SIGHUP: the node reloads its TLS key material.
+    pub fn hangup(&self) {
+        self.signal("-HUP");
+    }
+
     /// Sends SIGKILL: the process gets no chance to flush or clean up.
     pub fn kill_hard(&self) {
         self.signal("-KILL");
