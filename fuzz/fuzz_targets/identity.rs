@@ -12,10 +12,7 @@ use std::sync::OnceLock;
 use std::{env, fs, process};
 
 use libfuzzer_sys::fuzz_target;
-use topgun_server::config::{
-    IdentitySource, MinVersion, PassphraseSource, Secret, TlsConfig, TlsProfile, VarPath,
-    DEFAULT_CIPHERS, DEFAULT_CIPHERSUITES, DEFAULT_GROUPS,
-};
+use topgun_server::config;
 use topgun_server::tls::identity;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,35 +25,22 @@ fuzz_target!(|data: &[u8]| {
 
     let path = scratch_file();
     fs::write(&path, file).expect("writing the fuzz input file");
-    let at = |var| VarPath {
-        var,
-        path: path.clone(),
-    };
-    let identity = if pkcs12 {
-        IdentitySource::Pkcs12 {
-            bundle: at("TOPGUN_TLS_PKCS12_PATH"),
-        }
+    let path = path.to_str().expect("a UTF-8 temporary path");
+    let passphrase = String::from_utf8_lossy(passphrase);
+
+    // The listener's settings as the node reads them from its environment.
+    let mut vars = vec![("TOPGUN_TLS_ENABLED", "true")];
+    if pkcs12 {
+        vars.push(("TOPGUN_TLS_PKCS12_PATH", path));
     } else {
-        IdentitySource::Pem {
-            cert: at("TOPGUN_TLS_CERT_PATH"),
-            key: at("TOPGUN_TLS_KEY_PATH"),
-        }
+        vars.push(("TOPGUN_TLS_CERT_PATH", path));
+        vars.push(("TOPGUN_TLS_KEY_PATH", path));
+    }
+    vars.push(("TOPGUN_TLS_PASSPHRASE", &passphrase));
+    let Ok(settings) = config::from_vars(vars) else {
+        return;
     };
-    let passphrase = (!passphrase.is_empty()).then(|| PassphraseSource::Value {
-        var: "TOPGUN_TLS_PASSPHRASE",
-        value: Secret::new(String::from_utf8_lossy(passphrase)),
-    });
-    let tls = TlsConfig {
-        identity,
-        ca: None,
-        passphrase,
-        profile: TlsProfile {
-            min_version: MinVersion::Tls12,
-            ciphers: DEFAULT_CIPHERS.to_owned(),
-            ciphersuites: DEFAULT_CIPHERSUITES.to_owned(),
-            groups: DEFAULT_GROUPS.to_owned(),
-        },
-    };
+    let tls = settings.client.tls.expect("TLS is enabled");
 
     if let Ok(loaded) = identity::load(&tls) {
         // What loads is a key with the leaf it belongs to.
