@@ -155,9 +155,12 @@ impl Query {
         Ok(query)
     }
 
-    /// Like [`Query::decode`], from the bytes of one MessagePack document.
+    /// Like [`Query::decode`], from the bytes of one MessagePack document, nested no
+    /// deeper than a client message may be ([`crate::protocol::MAX_NESTING`]).
     pub fn from_slice(mut bytes: &[u8]) -> Result<Query, QueryError> {
-        let value = rmpv::decode::read_value(&mut bytes).map_err(QueryError::NotMessagePack)?;
+        let value =
+            rmpv::decode::read_value_with_max_depth(&mut bytes, crate::protocol::MAX_NESTING)
+                .map_err(QueryError::NotMessagePack)?;
         Query::decode(&value)
     }
 

@@ -185,6 +185,18 @@ fn bytes_that_are_not_msgpack_are_refused() {
 }
 
 #[test]
+fn bytes_nested_past_the_message_depth_budget_are_refused_without_recursing() {
+    // 100,000 nested one-element arrays: read without a depth limit, they overflowed
+    // the stack of the thread decoding them.
+    let mut bytes = vec![0x91; 100_000];
+    bytes.push(0xc0);
+
+    let decoded = Query::from_slice(&bytes);
+
+    assert!(matches!(decoded, Err(QueryError::NotMessagePack(_))));
+}
+
+#[test]
 fn a_repeated_sort_key_keeps_its_first_position_and_last_direction() {
     let wire = Value::Map(vec![(
         Value::from("sort"),
