@@ -325,3 +325,47 @@ async fn a_leaf_only_certificate_file_is_completed_from_the_ca_file_without_the_
         .iter()
         .all(|cert| cert.issued(cert) != openssl::x509::X509VerifyResult::OK));
 }
+
+/// The whole HTTP response to `GET path`, head included, in lower case.
+async fn raw_response<S>(mut stream: S, path: &str) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response).await;
+    String::from_utf8_lossy(&response).to_lowercase()
+}
+
+#[tokio::test]
+async fn https_answers_carry_hsts_and_hardening_headers_and_plain_ones_no_hsts() {
+    let pki = Pki::new("headers");
+    let secure = start_node(tls_vars(&pki.server())).await;
+    let stream = tls_connect(
+        &connector(&pki.ca_path, None),
+        secure.client_addr(),
+        "localhost",
+    )
+    .await
+    .unwrap();
+    let head = raw_response(stream, "/health").await;
+    assert!(
+        head.contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+
+    let plain = start_node(Vec::new()).await;
+    let tcp = TcpStream::connect(plain.client_addr()).await.unwrap();
+    let head = raw_response(tcp, "/").await;
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(!head.contains("strict-transport-security"), "{head}");
+    let metrics = TcpStream::connect(plain.metrics_addr()).await.unwrap();
+    let head = raw_response(metrics, "/metrics").await;
+    assert!(head.contains("cache-control: no-store"), "{head}");
+}

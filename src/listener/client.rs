@@ -116,7 +116,7 @@ fn respond(
     }
 
     let secure = context.acceptor.is_some();
-    match request.uri().path() {
+    let mut response = match request.uri().path() {
         "/health" => json(
             StatusCode::OK,
             serde_json::json!({
@@ -140,7 +140,9 @@ fn respond(
         // Docker health check of the spec relies on it.
         _ if secure => text(StatusCode::OK, "TopGun Server Running (Secure)"),
         _ => text(StatusCode::OK, "TopGun Server Running"),
-    }
+    };
+    listener::harden_headers(response.headers_mut(), secure);
+    response
 }
 
 fn wants_websocket(request: &Request<Incoming>) -> bool {

@@ -125,6 +125,33 @@ impl Listener {
     }
 }
 
+/// Headers every plain HTTP answer of the node carries (not WebSocket upgrades): no
+/// sniffing, framing, scripts or caching, and on a TLS port a one-year HSTS. The
+/// answers are status text and metrics, so nothing legitimate needs more.
+pub fn harden_headers(headers: &mut hyper::HeaderMap, tls: bool) {
+    use hyper::header::{self, HeaderValue};
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+}
+
 /// Runs the TLS handshake of a connection accepted on `listener` (a value of
 /// [`crate::metrics::LISTENERS`]) and counts its outcome: version, cipher, duration and
 /// resumption when it completes, the error type when it fails. Callers log a failure

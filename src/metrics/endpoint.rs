@@ -111,8 +111,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let metrics = endpoint.metrics.clone();
+    let tls = endpoint.acceptor.is_some();
     let service = hyper::service::service_fn(move |request| {
-        let response = respond(&metrics, &request);
+        let mut response = respond(&metrics, &request);
+        listener::harden_headers(response.headers_mut(), tls);
         async move { Ok::<_, Infallible>(response) }
     });
 

@@ -137,7 +137,13 @@ pub(crate) fn apply_profile(
         .set_groups_list(&profile.groups)
         .map_err(TlsError::Groups)?;
 
-    builder.set_options(SslOptions::NO_RENEGOTIATION | SslOptions::NO_COMPRESSION);
+    // The server's order decides among the client's TLS 1.2 ciphers (all AEAD here);
+    // scanners rate a client-chosen order as a finding.
+    builder.set_options(
+        SslOptions::NO_RENEGOTIATION
+            | SslOptions::NO_COMPRESSION
+            | SslOptions::CIPHER_SERVER_PREFERENCE,
+    );
     if !profile.session_tickets {
         // TLS 1.3 then resumes from the server's session cache (stateful tickets).
         builder.set_options(SslOptions::NO_TICKET);
