@@ -238,9 +238,9 @@ impl Cluster {
     }
 
     /// A message from `peer`: answers go to their request; requests that may wait
-    /// (forwarded writes, queries, digests, sync) to a task of their own; everything
-    /// else, whose order matters, to the link's `ordered` queue. False when that queue
-    /// is full.
+    /// (forwarded writes, backups' replicated changes, queries, digests, sync) to a task
+    /// of their own; everything else, whose order matters, to the link's `ordered`
+    /// queue. False when that queue is full.
     pub fn receive(
         self: &Arc<Self>,
         peer: &str,
@@ -256,7 +256,10 @@ impl Cluster {
         match message {
             // A forwarded write waits for its backup's confirmation, which may come
             // through the very link it arrived on: it must not hold up that queue.
+            // Replicated changes are merges, which commute; taking them one at a
+            // time would give each its own fsync, where concurrent ones share one.
             PeerMessage::Forward { .. }
+            | PeerMessage::Replicate { .. }
             | PeerMessage::QueryExec { .. }
             | PeerMessage::Digests { .. }
             | PeerMessage::SyncRequest { .. } => {

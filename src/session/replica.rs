@@ -237,13 +237,12 @@ impl Dataplane {
                 .iter()
                 .flat_map(|((change, _), _)| change.mutations.iter().cloned())
                 .collect();
-            durable = self.persist(mutations).await.is_ok();
+            durable = self.commit_in_order(serial, mutations).await.is_ok();
             if !durable {
                 error!(
                     "replicated changes could not be made durable; anti-entropy will repair them"
                 );
             }
-            drop(serial);
             told.extend(merged);
         }
         for (change, writer) in told {
@@ -263,10 +262,10 @@ impl Dataplane {
                 "records of a map of the other type skipped"
             );
         }
-        if self.persist(merged.all_mutations()).await.is_err() {
+        let durable = self.commit_in_order(serial, merged.all_mutations()).await;
+        if durable.is_err() {
             error!("merged records could not be made durable; anti-entropy will repair them");
         }
-        drop(serial);
         let changes: Vec<_> = {
             let mut store = self.store();
             merged

@@ -89,8 +89,8 @@ impl Dataplane {
         }
     }
 
-    /// Applies `ops` here, makes them durable, then tells this node's sessions and the
-    /// other members. `origin` and `writer` name the session that wrote, which gets no
+    /// Applies `ops` here and makes them durable, then tells this node's sessions; the
+    /// other members are told meanwhile, and the backup makes them durable too. `origin` and `writer` name the session that wrote, which gets no
     /// echo. One outcome per op; `Err` when nothing could be made durable.
     pub(crate) async fn apply_and_commit(
         &self,
@@ -118,28 +118,22 @@ impl Dataplane {
                 }
             }
         }
-        // The commit takes its place in the write order here, under the lock. A store
-        // that fixes that order at the call lets the next writer apply while this one
-        // waits for its fsync, so that concurrent writes share one (group commit).
-        let durable = self.start_persist(mutations(&changes));
-        let durable = if self.storage.orders_at_call() {
-            drop(serial);
-            durable.await
-        } else {
-            let durable = durable.await;
-            drop(serial);
-            durable
-        };
-        if durable.is_err() {
-            return Err(WriteFailed::NotDurable);
-        }
         let local_writer = if origin == self.node_id() {
             writer
         } else {
             NO_WRITER
         };
-        self.broadcast(&changes, local_writer);
-        self.replicate(&changes, origin, writer).await;
+        let commit = async {
+            let durable = self.commit_in_order(serial, mutations(&changes)).await;
+            if durable.is_ok() {
+                self.broadcast(&changes, local_writer);
+            }
+            durable
+        };
+        // The backup writes its copy while this node writes its own: an acknowledged
+        // write is durable on both, at the cost of one fsync's time, not two.
+        let (durable, ()) = tokio::join!(commit, self.replicate(&changes, origin, writer));
+        durable.map_err(|_| WriteFailed::NotDurable)?;
         Ok(outcomes)
     }
 
@@ -162,43 +156,34 @@ impl Dataplane {
                 .collect();
             (garbage, older_than, expired)
         };
-        if let Err(failure) = self.persist(garbage.mutations).await {
+        if let Err(failure) = self.commit_in_order(serial, garbage.mutations).await {
             error!(error = %failure, "garbage collection could not be made durable");
             return;
         }
-        drop(serial);
         self.broadcast(&expired, NO_WRITER);
         let prune = server::gc_prune(&older_than);
         self.fanout.publish(|_| vec![prune.clone()]);
     }
 
-    /// Like [`Self::persist`], but the storage is handed the batch now, before the
-    /// returned future is first polled.
-    fn start_persist(
+    /// Commits `mutations`, whose place in the write order `serial` (the write lock)
+    /// holds. Where storage fixes that order when a commit is called, the lock is
+    /// released before the fsync, so that the next writer can apply meanwhile and
+    /// concurrent writes share one fsync (group commit).
+    pub(super) async fn commit_in_order(
         &self,
+        serial: tokio::sync::MutexGuard<'_, ()>,
         mutations: Vec<Mutation>,
-    ) -> impl std::future::Future<Output = Result<(), StorageError>> + '_ {
-        let commit = (!mutations.is_empty()).then(|| self.storage.commit(Batch { mutations }));
-        async move {
-            let Some(commit) = commit else {
-                return Ok(());
-            };
-            commit.await.inspect_err(|failure| {
-                error!(error = %failure, "writes could not be made durable; not acknowledged");
-            })
-        }
-    }
-
-    pub(super) async fn persist(&self, mutations: Vec<Mutation>) -> Result<(), StorageError> {
+    ) -> Result<(), StorageError> {
         if mutations.is_empty() {
             return Ok(());
         }
-        self.storage
-            .commit(Batch { mutations })
-            .await
-            .inspect_err(|failure| {
-                error!(error = %failure, "writes could not be made durable; not acknowledged");
-            })
+        let commit = self.storage.commit(Batch { mutations });
+        if self.storage.orders_at_call() {
+            drop(serial);
+        }
+        commit.await.inspect_err(|failure| {
+            error!(error = %failure, "writes could not be made durable; not acknowledged");
+        })
     }
 }
 
