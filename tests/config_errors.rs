@@ -568,6 +568,28 @@ fn an_empty_passphrase_file_is_refused_as_empty() {
     refuses(&vars, &["TOPGUN_TLS_PASSPHRASE_FILE", "is empty"]);
 }
 
+/// Found by the `identity` fuzz target: OpenSSL's PKCS#12 parser takes the passphrase
+/// as a C string, and a NUL byte in it made the node panic instead of refusing it.
+#[test]
+fn a_passphrase_file_with_a_nul_byte_is_refused_not_a_panic() {
+    let pki = Pki::new("ours");
+    let (issued, _) = pki.write("server", &Pki::server_spec());
+    let bundle = write_pkcs12(
+        &pki.path("server.p12"),
+        Some(&issued),
+        Some(&issued.cert),
+        &[],
+    );
+    let with_nul = write(&pki.path("passphrase"), b"se\0cret\n");
+    let mut vars = pkcs12_vars(&bundle, None);
+    vars.push(var("TOPGUN_TLS_PASSPHRASE_FILE", path(&with_nul)));
+
+    refuses(
+        &vars,
+        &["TOPGUN_TLS_PASSPHRASE_FILE", "contains a NUL byte"],
+    );
+}
+
 /// A Kubernetes `secretKeyRef` where a mounted file's path belongs puts the key itself
 /// in the variable; the error names the variable and never prints the key.
 #[test]

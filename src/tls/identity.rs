@@ -63,9 +63,9 @@ fn read(file: &VarPath) -> Result<Vec<u8>, TlsError> {
 }
 
 fn read_passphrase(source: Option<&PassphraseSource>) -> Result<Option<String>, TlsError> {
-    match source {
-        None => Ok(None),
-        Some(PassphraseSource::Value { value, .. }) => Ok(Some(value.expose().to_owned())),
+    let (var, text) = match source {
+        None => return Ok(None),
+        Some(PassphraseSource::Value { var, value }) => (*var, value.expose().to_owned()),
         Some(PassphraseSource::File(file)) => {
             let bytes = fs::read(&file.path)
                 .map_err(|io| TlsError::ReadPassphraseFile { var: file.var, io })?;
@@ -81,9 +81,14 @@ fn read_passphrase(source: Option<&PassphraseSource>) -> Result<Option<String>, 
             if text.is_empty() {
                 return Err(TlsError::PassphraseFileEmpty { var: file.var });
             }
-            Ok(Some(text))
+            (file.var, text)
         }
+    };
+    // OpenSSL takes passphrases as C strings (the PKCS#12 parser would panic).
+    if text.contains('\0') {
+        return Err(TlsError::PassphraseHasNul { var });
     }
+    Ok(Some(text))
 }
 
 fn load_pem(

@@ -219,6 +219,8 @@ pub enum TlsError {
     PassphraseNotText { var: &'static str },
     #[error("{var}: the passphrase file is empty; write the passphrase into it")]
     PassphraseFileEmpty { var: &'static str },
+    #[error("{var}: the passphrase contains a NUL byte, which OpenSSL cannot take; remove it")]
+    PassphraseHasNul { var: &'static str },
     #[error("{}: private key {} does not match certificate {}; pair the key with the certificate it was issued for", key.var, key.path.display(), cert.path.display())]
     KeyMismatch { cert: VarPath, key: VarPath },
     #[error("{}: {}: the leaf certificate must come first, but the private key belongs to certificate #{position}; order the file leaf first, then intermediates", file.var, file.path.display())]
