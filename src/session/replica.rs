@@ -167,6 +167,16 @@ impl Dataplane {
             }
         }
         let confirmations = for_backup.into_iter().map(|(backup, events)| async move {
+            // The backup merges every change it is sent, so it never needs the values
+            // that stand in for a merge on members that do not hold the key.
+            let events: Vec<Replicated> = events
+                .into_iter()
+                .map(|replicated| Replicated {
+                    old: None,
+                    new: None,
+                    ..replicated
+                })
+                .collect();
             let answer = peers
                 .request(backup, BACKUP_TIMEOUT, |request| PeerMessage::Replicate {
                     request,
