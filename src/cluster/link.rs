@@ -19,6 +19,9 @@ use super::peers::{Change, LinkHandle, Refused, PEER_QUEUE_CAPACITY};
 use super::wire::{Hello, PeerMessage, PROTOCOL_VERSION};
 use super::Cluster;
 
+/// Most queued messages written to a peer before one flush.
+const SEND_BURST: usize = 64;
+
 /// How a link ended, for the dialler's reconnect decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkEnd {
@@ -137,7 +140,19 @@ where
                 },
                 _ = ping.tick() => Message::Ping(Bytes::new()),
             };
-            let sent = tokio::time::timeout(timeout, sink.send(message)).await;
+            // What is already queued goes with it before one flush: a few TLS records
+            // and system calls per burst rather than one of each per message.
+            let burst = async {
+                sink.feed(message).await?;
+                for _ in 1..SEND_BURST {
+                    match queue.try_recv() {
+                        Ok(bytes) => sink.feed(Message::Binary(bytes)).await?,
+                        Err(_) => break,
+                    }
+                }
+                sink.flush().await
+            };
+            let sent = tokio::time::timeout(timeout, burst).await;
             if !matches!(sent, Ok(Ok(()))) {
                 warn!(peer.id = %peer, "peer stopped taking messages; closing the link");
                 break;

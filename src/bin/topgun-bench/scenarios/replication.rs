@@ -164,7 +164,8 @@ pub async fn run(case: &Case<'_>) -> Result<Row, BoxError> {
     while !sent.lock().unwrap().is_empty() && Instant::now() < settle {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let cpu = meter_a.seconds() + meter_b.seconds();
+    let (cpu_a, cpu_b) = (meter_a.seconds(), meter_b.seconds());
+    let cpu = cpu_a + cpu_b;
     let missing = sent.lock().unwrap().len();
     reader_task.abort();
     let mut latencies = latencies.lock().unwrap().clone();
@@ -178,7 +179,9 @@ pub async fn run(case: &Case<'_>) -> Result<Row, BoxError> {
         p99_us: Some(latencies.quantile(0.99)),
         cpu_us: Some(cpu * 1e6 / ops.max(1) as f64),
         note: format!(
-            "latency = OP_BATCH on A to SERVER_EVENT on B; cpu = A + B; {missing} events not seen"
+            "latency = OP_BATCH on A to SERVER_EVENT on B; cpu = A {:.1} + B {:.1} µs/op; {missing} events not seen",
+            cpu_a * 1e6 / ops.max(1) as f64,
+            cpu_b * 1e6 / ops.max(1) as f64,
         ),
     })
 }
