@@ -11,11 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::auth::Principal;
 use crate::query::LiveQuery;
+
+mod queue;
+
+pub use queue::{Receiver, RecvError};
+use queue::{SendError, Sender};
 
 /// Messages a session may have waiting before it counts as too slow.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -28,7 +32,7 @@ pub struct Fanout {
 }
 
 struct Member {
-    queue: mpsc::Sender<Bytes>,
+    queue: Sender,
     recipient: Recipient,
 }
 
@@ -54,7 +58,7 @@ pub struct Subscribed {
 pub struct Subscription {
     pub id: u64,
     /// Broadcasts for this session; `None` once it was cut off for being too slow.
-    pub queue: mpsc::Receiver<Bytes>,
+    pub queue: Receiver,
     fanout: Arc<Fanout>,
 }
 
@@ -62,7 +66,7 @@ impl Fanout {
     /// Adds the session of an authenticated `principal`.
     pub fn subscribe(self: &Arc<Self>, principal: Arc<Principal>) -> Subscription {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let (sender, queue) = queue::bounded(QUEUE_CAPACITY);
         let member = Member {
             queue: sender,
             recipient: Recipient {
@@ -90,14 +94,14 @@ impl Fanout {
             for message in messages_for(&mut member.recipient) {
                 match member.queue.try_send(message) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(SendError::Full) => {
                         debug!(
                             session = id,
                             "session too slow for its broadcasts; cutting it off"
                         );
                         return false;
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return false,
+                    Err(SendError::Closed) => return false,
                 }
             }
             true
