@@ -41,7 +41,7 @@ fn write_report(out: &mut String, node: &PreparedNode) -> fmt::Result {
     if !config.cluster.enabled {
         writeln!(
             out,
-            "cluster: off (TOPGUN_CLUSTER_ENABLED, TOPGUN_PEERS or TOPGUN_DISCOVERY_SERVICE turns it on)"
+            "cluster: off (TOPGUN_CLUSTER_ENABLED, TOPGUN_PEERS, TOPGUN_DISCOVERY_SERVICE or TOPGUN_CLUSTER_TLS_ENABLED turns it on)"
         )?;
     }
     let cluster = Listener {

@@ -505,12 +505,24 @@ impl Raw {
             ),
         ];
 
-        let mut ignored = Vec::new();
-        for ((switch, enabled), files) in listeners {
-            if enabled
+        let on = |value: &Option<String>| {
+            value
                 .as_deref()
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            {
+        };
+        // Cluster and metrics TLS fall back to the client's files: those count whenever
+        // any of the three listeners has TLS on.
+        let client_files_used = on(&self.topgun_tls_enabled)
+            || on(&self.topgun_cluster_tls_enabled)
+            || on(&self.topgun_metrics_tls_enabled);
+        let mut ignored = Vec::new();
+        for ((switch, enabled), files) in listeners {
+            let used = if switch == "TOPGUN_TLS_ENABLED" {
+                client_files_used
+            } else {
+                on(enabled)
+            };
+            if used {
                 continue;
             }
             for (var, _) in files.into_iter().filter(|(_, value)| value.is_some()) {

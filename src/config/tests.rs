@@ -731,6 +731,19 @@ fn certificate_files_set_while_tls_is_off_are_reported_as_ignored() {
     assert!(config(client_tls()).ignored.is_empty());
 }
 
+#[test]
+fn client_certificate_files_that_cluster_tls_falls_back_to_are_not_reported_as_ignored() {
+    let cluster_only = config(vec![
+        ("TOPGUN_CLUSTER_TLS_ENABLED", "true"),
+        ("TOPGUN_TLS_CERT_PATH", "/tls/node.crt"),
+        ("TOPGUN_TLS_KEY_PATH", "/tls/node.key"),
+        ("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"),
+    ]);
+
+    assert!(cluster_only.ignored.is_empty(), "{:?}", cluster_only.ignored);
+    assert!(cluster_only.cluster.enabled);
+}
+
 /// Cluster TLS with the client files and a CA.
 fn cluster_tls() -> Vec<(&'static str, &'static str)> {
     let mut vars = client_tls();
