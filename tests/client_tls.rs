@@ -326,6 +326,37 @@ async fn a_leaf_only_certificate_file_is_completed_from_the_ca_file_without_the_
         .all(|cert| cert.issued(cert) != openssl::x509::X509VerifyResult::OK));
 }
 
+#[tokio::test]
+async fn a_root_in_the_certificate_file_is_not_sent() {
+    let pki = Pki::new("ours");
+    let intermediate = pki.ca.intermediate("issuing CA").unwrap();
+    let leaf = intermediate.issue(&Pki::server_spec()).unwrap();
+    let files = common::Files {
+        cert: pki.path("full-chain.crt"),
+        key: pki.path("leaf.key"),
+    };
+    leaf.write(&files.cert, &files.key).unwrap();
+    let full_chain = [
+        leaf.cert.to_pem().unwrap(),
+        intermediate.cert().to_pem().unwrap(),
+        pki.ca.cert().to_pem().unwrap(),
+    ]
+    .concat();
+    std::fs::write(&files.cert, full_chain).unwrap();
+    let node = start_node(tls_vars(&files)).await;
+
+    let client = connector(&pki.ca_path, None);
+    let stream = tls_connect(&client, node.client_addr(), "localhost")
+        .await
+        .unwrap();
+    let sent = stream.ssl().peer_cert_chain().unwrap();
+
+    assert_eq!(sent.len(), 2, "the leaf and the intermediate, not the root");
+    assert!(sent
+        .iter()
+        .all(|cert| cert.issued(cert) != openssl::x509::X509VerifyResult::OK));
+}
+
 /// The whole HTTP response to `GET path`, head included, in lower case.
 async fn raw_response<S>(mut stream: S, path: &str) -> String
 where

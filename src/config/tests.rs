@@ -740,7 +740,11 @@ fn client_certificate_files_that_cluster_tls_falls_back_to_are_not_reported_as_i
         ("TOPGUN_TLS_CA_PATH", "/tls/ca.crt"),
     ]);
 
-    assert!(cluster_only.ignored.is_empty(), "{:?}", cluster_only.ignored);
+    assert!(
+        cluster_only.ignored.is_empty(),
+        "{:?}",
+        cluster_only.ignored
+    );
     assert!(cluster_only.cluster.enabled);
 }
 

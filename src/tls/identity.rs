@@ -33,13 +33,25 @@ pub struct Identity {
 pub fn load(tls: &TlsConfig) -> Result<Identity, TlsError> {
     let passphrase = read_passphrase(tls.passphrase.as_ref())?;
 
-    let identity = match &tls.identity {
+    let mut identity = match &tls.identity {
         IdentitySource::Pem { cert, key } => load_pem(cert, key, passphrase.as_deref(), tls)?,
         IdentitySource::Pkcs12 { bundle } => load_pkcs12(bundle, passphrase.as_deref(), tls)?,
     };
 
     check_validity(&identity)?;
+    // A root in the file would travel with every handshake for nothing: a client
+    // that trusts it has it already, and one that does not will not start to.
+    identity.chain.retain(|cert| !is_self_signed(cert));
     Ok(identity)
+}
+
+/// Whether `cert` names itself as issuer and carries a signature its own key verifies.
+fn is_self_signed(cert: &X509) -> bool {
+    cert.issued(cert) == X509VerifyResult::OK
+        && cert
+            .public_key()
+            .and_then(|key| cert.verify(&key))
+            .unwrap_or(false)
 }
 
 /// Reads every certificate of a PEM bundle, such as a CA file.
