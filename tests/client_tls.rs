@@ -357,6 +357,28 @@ async fn a_root_in_the_certificate_file_is_not_sent() {
         .all(|cert| cert.issued(cert) != openssl::x509::X509VerifyResult::OK));
 }
 
+/// C6 (c) over TLS: a client still writing an oversized message reads 1009.
+#[tokio::test]
+async fn a_wss_client_still_writing_an_oversized_message_reads_1009() {
+    let pki = Pki::new("ours");
+    let mut vars = tls_vars(&pki.server());
+    vars.push(("TOPGUN_MAX_MESSAGE_SIZE".into(), "65536".into()));
+    let node = start_node(vars).await;
+    let client = connector(&pki.ca_path, None);
+    let stream = tls_connect(&client, node.client_addr(), "localhost")
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}/", node.client_addr().port());
+    let (mut ws, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    ws.next().await.unwrap().unwrap();
+
+    let sent = ws.send(Message::Binary(vec![0x80; 4 << 20].into())).await;
+    assert!(sent.is_ok(), "the write was cut off: {sent:?}");
+    let frame = common::expect_close(&mut ws).await;
+
+    assert_eq!(frame.code, CloseCode::Size);
+}
+
 /// The whole HTTP response to `GET path`, head included, in lower case.
 async fn raw_response<S>(mut stream: S, path: &str) -> String
 where

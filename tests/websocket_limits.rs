@@ -25,6 +25,22 @@ async fn c6_a_message_over_the_limit_closes_with_1009_and_the_node_stays_healthy
     ws_session(addr).await;
 }
 
+/// Case C6 (c) as a real client meets it: it is still writing a message far larger
+/// than the socket buffers when the node refuses it. The node reads on and discards
+/// the rest, so the client's write completes and it reads 1009, instead of a reset
+/// ("broken pipe") that loses the close frame.
+#[tokio::test]
+async fn a_client_still_writing_an_oversized_message_reads_1009_not_a_reset() {
+    let node = start_node(vec![("TOPGUN_MAX_MESSAGE_SIZE".into(), "65536".into())]).await;
+    let mut ws = ws_session(node.client_addr()).await;
+
+    let sent = ws.send(Message::Binary(vec![0x80; 4 << 20].into())).await;
+    assert!(sent.is_ok(), "the write was cut off: {sent:?}");
+    let frame = expect_close(&mut ws).await;
+
+    assert_eq!(frame.code, CloseCode::Size);
+}
+
 #[tokio::test]
 async fn an_undecodable_message_closes_with_1002() {
     let node = start_node(Vec::new()).await;

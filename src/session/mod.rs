@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -41,6 +41,9 @@ pub const SHUTDOWN_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// How long a closing session waits for the client's close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Most bytes read and discarded after refusing an oversized message.
+const LINGER_LIMIT: usize = 64 * 1024 * 1024;
 
 /// What every session shares.
 pub struct SessionContext {
@@ -111,7 +114,7 @@ where
             Some(Ok(_)) => continue,
             Some(Err(WsError::Capacity(error))) => {
                 debug!(%error, "websocket message over the size limit");
-                close(&mut ws, (protocol::CLOSE_TOO_BIG, "Message Too Big")).await;
+                close_draining(&mut ws, (protocol::CLOSE_TOO_BIG, "Message Too Big")).await;
                 return;
             }
             Some(Err(error)) => {
@@ -266,6 +269,38 @@ async fn next_broadcast(broadcasts: &mut Option<Subscription>) -> Option<Bytes> 
         Some(subscription) => subscription.queue.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// Closes after a refused message that the client is most likely still sending.
+/// Closing a socket with unread data makes the kernel answer with a reset, which can
+/// reach the client before the close frame does and lose it; so, like nginx's
+/// lingering close, what still arrives is read and thrown away — below the WebSocket
+/// layer, whose framing is lost mid-message — until the client closes, or
+/// [`CLOSE_GRACE`] or [`LINGER_LIMIT`] bytes have passed.
+async fn close_draining<S>(ws: &mut WebSocketStream<S>, (code, reason): Close)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    if ws.close(Some(frame)).await.is_err() {
+        return;
+    }
+    // On the heap: a buffer here would enlarge every session's future.
+    let mut discard = vec![0; 16 * 1024];
+    let stream = ws.get_mut();
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let mut left = LINGER_LIMIT;
+        while left > 0 {
+            match stream.read(&mut discard).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => left = left.saturating_sub(read),
+            }
+        }
+    })
+    .await;
 }
 
 async fn close<S>(ws: &mut WebSocketStream<S>, (code, reason): Close)
