@@ -98,6 +98,7 @@ pub async fn start_node(vars: Vec<(String, String)>) -> TestNode {
     let defaults = [
         ("TOPGUN_HOST", "127.0.0.1".to_owned()),
         ("TOPGUN_PORT", "0".to_owned()),
+        ("TOPGUN_CLUSTER_PORT", "0".to_owned()),
         ("TOPGUN_METRICS_HOST", "127.0.0.1".to_owned()),
         ("TOPGUN_METRICS_PORT", "0".to_owned()),
         ("TOPGUN_DATA_DIR", path(data.path())),
@@ -268,6 +269,8 @@ impl NodeProcess {
             .env("TOPGUN_DATA_DIR", data_dir)
             .env("TOPGUN_HOST", "127.0.0.1")
             .env("TOPGUN_PORT", "0")
+            // Any cluster listener too: a fixed default port may be taken on the machine.
+            .env("TOPGUN_CLUSTER_PORT", "0")
             .env("TOPGUN_METRICS_HOST", "127.0.0.1")
             .env("TOPGUN_METRICS_PORT", "0")
             .env("TOPGUN_LOG_FORMAT", "json")
