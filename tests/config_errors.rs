@@ -209,6 +209,17 @@ fn pkcs12_vars(bundle: &Path, passphrase: Option<&str>) -> Vars {
     vars
 }
 
+/// A modern PKCS#12 bundle of a new server certificate and its key.
+fn server_bundle(pki: &Pki) -> PathBuf {
+    let (issued, _) = pki.write("server", &Pki::server_spec());
+    write_pkcs12(
+        &pki.path("server.p12"),
+        Some(&issued),
+        Some(&issued.cert),
+        &[],
+    )
+}
+
 /// Writes a modern PKCS#12 bundle (AES-256-CBC, SHA-256 MAC) holding what is given.
 fn write_pkcs12(
     file: &Path,
@@ -573,13 +584,7 @@ fn an_empty_passphrase_file_is_refused_as_empty() {
 #[test]
 fn a_passphrase_file_with_a_nul_byte_is_refused_not_a_panic() {
     let pki = Pki::new("ours");
-    let (issued, _) = pki.write("server", &Pki::server_spec());
-    let bundle = write_pkcs12(
-        &pki.path("server.p12"),
-        Some(&issued),
-        Some(&issued.cert),
-        &[],
-    );
+    let bundle = server_bundle(&pki);
     let with_nul = write(&pki.path("passphrase"), b"se\0cret\n");
     let mut vars = pkcs12_vars(&bundle, None);
     vars.push(var("TOPGUN_TLS_PASSPHRASE_FILE", path(&with_nul)));
@@ -660,13 +665,7 @@ fn a_legacy_rc2_pkcs12_bundle_is_refused_with_a_re_export_hint() {
 #[test]
 fn a_pkcs12_bundle_with_a_wrong_or_no_passphrase_is_refused() {
     let pki = Pki::new("ours");
-    let (issued, _) = pki.write("server", &Pki::server_spec());
-    let bundle = write_pkcs12(
-        &pki.path("server.p12"),
-        Some(&issued),
-        Some(&issued.cert),
-        &[],
-    );
+    let bundle = server_bundle(&pki);
 
     refuses(
         &pkcs12_vars(&bundle, Some(WRONG_PASSPHRASE)),

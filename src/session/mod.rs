@@ -271,13 +271,8 @@ async fn next_broadcast(broadcasts: &mut Option<Subscription>) -> Option<Bytes> 
     }
 }
 
-/// Closes after a refused message that the client is most likely still sending.
-/// Closing a socket with unread data makes the kernel answer with a reset, which can
-/// reach the client before the close frame does and lose it; so, like nginx's
-/// lingering close, what still arrives is read and thrown away — below the WebSocket
-/// layer, whose framing is lost mid-message — until the client closes, or
-/// [`CLOSE_GRACE`] or [`LINGER_LIMIT`] bytes have passed.
-async fn close_draining<S>(ws: &mut WebSocketStream<S>, (code, reason): Close)
+/// Sends a close frame; false when the connection is already gone.
+async fn send_close<S>(ws: &mut WebSocketStream<S>, (code, reason): Close) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -285,7 +280,35 @@ where
         code: CloseCode::from(code),
         reason: reason.into(),
     };
-    if ws.close(Some(frame)).await.is_err() {
+    ws.close(Some(frame)).await.is_ok()
+}
+
+async fn close<S>(ws: &mut WebSocketStream<S>, close: Close)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if !send_close(ws, close).await {
+        return;
+    }
+    // Wait briefly for the client's close frame so that it sees a clean close rather
+    // than a reset; whatever it still sends is discarded.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// Closes after a refused message that the client is most likely still sending.
+/// Closing a socket with unread data makes the kernel answer with a reset, which can
+/// reach the client before the close frame does and lose it; so, like nginx's
+/// lingering close, what still arrives is read and thrown away — below the WebSocket
+/// layer, whose framing is lost mid-message — until the client closes, or
+/// [`CLOSE_GRACE`] or [`LINGER_LIMIT`] bytes have passed.
+async fn close_draining<S>(ws: &mut WebSocketStream<S>, close: Close)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if !send_close(ws, close).await {
         return;
     }
     // On the heap: a buffer here would enlarge every session's future.
@@ -299,25 +322,6 @@ where
                 Ok(read) => left = left.saturating_sub(read),
             }
         }
-    })
-    .await;
-}
-
-async fn close<S>(ws: &mut WebSocketStream<S>, (code, reason): Close)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let frame = CloseFrame {
-        code: CloseCode::from(code),
-        reason: reason.into(),
-    };
-    if ws.close(Some(frame)).await.is_err() {
-        return;
-    }
-    // Wait briefly for the client's close frame so that it sees a clean close rather
-    // than a reset; whatever it still sends is discarded.
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
 }
