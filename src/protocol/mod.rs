@@ -74,11 +74,9 @@ impl Incoming {
         CLIENT_TYPES.contains(&self.kind.as_str()) && (self.kind != AUTH || self.token.is_some())
     }
 
-    /// Reads the whole message as `T`.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, SchemaError> {
-        rmpv::ext::from_value(self.body.clone()).map_err(|_| SchemaError {
-            kind: self.kind.clone(),
-        })
+    /// Reads the whole message as `T`, moving its values rather than copying them.
+    pub fn parse<T: DeserializeOwned>(self) -> Result<T, SchemaError> {
+        rmpv::ext::from_value(self.body).map_err(|_| SchemaError { kind: self.kind })
     }
 }
 
@@ -108,10 +106,14 @@ pub const MAX_NESTING: usize = 256;
 /// One MessagePack map filling the whole message; JSON text starts with bytes that
 /// also read as small MessagePack integers, so anything else falls back to JSON
 /// (whose parser stops at 128 levels).
+///
+/// The message is read as borrowed slices first and copied once, at exact size:
+/// rmpv's owned reader grows each binary or string from 64 KiB by doubling, which
+/// copied a 1 MiB value five times over.
 fn read_msgpack_map(bytes: &[u8]) -> Option<rmpv::Value> {
     let mut rest = bytes;
-    let value = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_NESTING).ok()?;
-    (value.is_map() && rest.is_empty()).then_some(value)
+    let value = rmpv::decode::read_value_ref_with_max_depth(&mut rest, MAX_NESTING).ok()?;
+    (matches!(value, rmpv::ValueRef::Map(_)) && rest.is_empty()).then(|| value.to_owned())
 }
 
 #[cfg(test)]
@@ -137,6 +139,28 @@ mod tests {
         assert!(json.is_valid());
         assert!(decode(b"\xc1garbage").is_err());
         assert!(decode(b"[1,2]").is_err());
+    }
+
+    #[test]
+    fn a_large_binary_value_is_decoded_intact_into_a_buffer_of_its_own_size() {
+        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
+        let message = rmpv::Value::Map(vec![
+            ("type".into(), "TOPIC_PUB".into()),
+            ("data".into(), rmpv::Value::Binary(data.clone())),
+        ]);
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, &message).unwrap();
+
+        let incoming = decode(&bytes).unwrap();
+
+        let rmpv::Value::Map(fields) = &incoming.body else {
+            panic!("not a map: {:?}", incoming.kind);
+        };
+        let rmpv::Value::Binary(decoded) = &fields[1].1 else {
+            panic!("data is not binary");
+        };
+        assert_eq!(decoded, &data);
+        assert_eq!(decoded.capacity(), data.len());
     }
 
     #[test]

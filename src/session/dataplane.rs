@@ -55,7 +55,7 @@ pub struct Dataplane {
 impl Dataplane {
     /// Handles one message of `principal`'s session, subscribed to the fanout as `me`;
     /// returns the replies for that session, in order.
-    pub async fn handle(&self, incoming: &Incoming, principal: &Principal, me: u64) -> Vec<Bytes> {
+    pub async fn handle(&self, incoming: Incoming, principal: &Principal, me: u64) -> Vec<Bytes> {
         let session = Caller { principal, me };
         let replies = match incoming.kind.as_str() {
             "OP_BATCH" => match incoming.parse::<WithPayload<OpBatch>>() {
@@ -81,7 +81,7 @@ impl Dataplane {
     /// Every message but the writes.
     fn handle_read(
         &self,
-        incoming: &Incoming,
+        incoming: Incoming,
         session: &Caller<'_>,
     ) -> Result<Vec<Bytes>, SchemaError> {
         let principal = session.principal;

@@ -144,7 +144,7 @@ where
         }
         let step = match (step, &principal, &broadcasts) {
             (Step::DataPlane(incoming), Some(principal), Some(me)) => {
-                Step::Replies(context.dataplane.handle(&incoming, principal, me.id).await)
+                Step::Replies(context.dataplane.handle(incoming, principal, me.id).await)
             }
             (step, _, _) => step,
         };
