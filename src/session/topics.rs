@@ -2,6 +2,8 @@
 //! the reference server's name rules, per-session limit and permissions on
 //! `topic:<name>`.
 
+use std::cell::OnceCell;
+
 use bytes::Bytes;
 
 use super::dataplane::{Caller, Dataplane};
@@ -50,16 +52,21 @@ impl Dataplane {
         if let Some(error) = self.topic_refused(&request.topic, caller, Action::Put) {
             return vec![error];
         }
-        let message = server::topic_message(
-            &request.topic,
-            &request.data,
-            &caller.me.to_string(),
-            SystemClock.now_millis(),
-        );
+        // Encoded for the first subscriber found, not at all when there is none: the
+        // data may be up to TOPGUN_MAX_MESSAGE_SIZE.
+        let message = OnceCell::new();
         self.fanout.publish(|recipient| {
             if recipient.id == caller.me || !recipient.topics.contains(&request.topic) {
                 return Vec::new();
             }
+            let message = message.get_or_init(|| {
+                server::topic_message(
+                    &request.topic,
+                    &request.data,
+                    &caller.me.to_string(),
+                    SystemClock.now_millis(),
+                )
+            });
             vec![message.clone()]
         });
         if let Some(peers) = &self.cluster {
