@@ -128,3 +128,62 @@ async fn broadcasts_are_filtered_for_each_recipient() {
         "bob received a write to a map he may not read"
     );
 }
+
+/// One batch touching several maps: each recipient's view is worked out per map, so
+/// the same session gets the filtered value of one map, the whole value of its own,
+/// and nothing of a map it may not read, in the batch's order.
+#[tokio::test]
+async fn a_batch_across_maps_is_filtered_per_map_for_each_recipient() {
+    let (node, _file) = node_with_policies().await;
+    let mut admin = authenticated(
+        node.client_addr(),
+        &json!({"sub": "root", "roles": ["ADMIN"]}),
+    )
+    .await;
+    let mut bob = authenticated(node.client_addr(), &json!({"sub": "bob"})).await;
+
+    let value = json!({"title": "hello", "secret": "s3cret"});
+    batch(
+        &mut admin,
+        vec![
+            put_op("public", "1", "a", value.clone(), 1),
+            put_op("notes/alice", "2", "k", value.clone(), 2),
+            put_op("notes/bob", "3", "k", value.clone(), 3),
+            put_op("public", "4", "b", value.clone(), 4),
+        ],
+    )
+    .await;
+    let to_bob = [
+        next_json(&mut bob).await,
+        next_json(&mut bob).await,
+        next_json(&mut bob).await,
+    ];
+
+    let seen: Vec<(&Value, &Value, &Value)> = to_bob
+        .iter()
+        .map(|event| {
+            let payload = &event["payload"];
+            (
+                &payload["mapName"],
+                &payload["key"],
+                &payload["record"]["value"],
+            )
+        })
+        .collect();
+    let (public, own) = (json!("public"), json!("notes/bob"));
+    let title = json!({"title": "hello"});
+    assert_eq!(
+        seen,
+        vec![
+            (&public, &json!("a"), &title),
+            (&own, &json!("k"), &value),
+            (&public, &json!("b"), &title),
+        ]
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), next_json(&mut bob))
+            .await
+            .is_err(),
+        "bob received a write to a map he may not read"
+    );
+}

@@ -171,37 +171,50 @@ impl Dataplane {
     /// once, however many sessions share it. Unlike upstream, a session without READ
     /// access gets nothing rather than a nil value its client would take for a removal.
     pub(super) fn broadcast(&self, changes: &[(Change, Timestamp)], writer: u64) {
-        for (change, timestamp) in changes {
-            let event = &change.event;
-            let mut encoded: Vec<(ReadView, Bytes)> = Vec::new();
-            // The map after the change, read only if a windowed query needs it.
-            let entries = OnceCell::new();
-            self.fanout.publish(|recipient| {
-                let view = self
-                    .policies
-                    .read_view(&recipient.principal, &event.map_name);
+        if changes.is_empty() {
+            return;
+        }
+        // Per change, its encodings so far, one per distinct view.
+        let mut encoded: Vec<Vec<(ReadView, Bytes)>> = vec![Vec::new(); changes.len()];
+        // Per change, its map as it is now, read only if a windowed query needs it.
+        let entries: Vec<OnceCell<_>> = changes.iter().map(|_| OnceCell::new()).collect();
+        // One pass over the sessions for the whole batch: each session's view of a map
+        // is worked out once, not once per change.
+        self.fanout.publish(|recipient| {
+            let mut views: Vec<(&str, ReadView)> = Vec::new();
+            let mut messages = Vec::new();
+            for (index, (change, timestamp)) in changes.iter().enumerate() {
+                let event = &change.event;
+                let known = views.iter().position(|(map, _)| *map == event.map_name);
+                let at = known.unwrap_or_else(|| {
+                    let view = self
+                        .policies
+                        .read_view(&recipient.principal, &event.map_name);
+                    views.push((&event.map_name, view));
+                    views.len() - 1
+                });
+                let view = &views[at].1;
                 if view.is_denied() {
-                    return Vec::new();
+                    continue;
                 }
-                let mut messages = Vec::new();
                 if recipient.id != writer {
-                    let cached = encoded.iter().find(|(seen, _)| *seen == view);
-                    let bytes = match cached {
+                    let shapes = &mut encoded[index];
+                    let bytes = match shapes.iter().find(|(seen, _)| seen == view) {
                         Some((_, bytes)) => bytes.clone(),
                         None => {
-                            let bytes = server::server_event(&filtered(event, &view), timestamp);
-                            encoded.push((view.clone(), bytes.clone()));
+                            let bytes = server::server_event(&filtered(event, view), timestamp);
+                            shapes.push((view.clone(), bytes.clone()));
                             bytes
                         }
                     };
                     messages.push(bytes);
                 }
-                messages.extend(queries::updates(recipient, change, &view, || {
-                    entries.get_or_init(|| self.store().entries(&event.map_name))
+                messages.extend(queries::updates(recipient, change, view, || {
+                    entries[index].get_or_init(|| self.store().entries(&event.map_name))
                 }));
-                messages
-            });
-        }
+            }
+            messages
+        });
     }
 
     /// Items per map, for `topgun_map_size_items`.
