@@ -11,9 +11,43 @@ const PRIME: u32 = 0x0100_0193;
 /// Characters outside the BMP count as two units (their surrogate pair), so the
 /// result matches JavaScript's `charCodeAt` loop, not a hash of the UTF-8 bytes.
 pub fn fnv1a_utf16(s: &str) -> u32 {
-    s.encode_utf16().fold(OFFSET_BASIS, |h, unit| {
-        (h ^ u32::from(unit)).wrapping_mul(PRIME)
-    })
+    let mut hasher = Fnv1aUtf16::new();
+    hasher.feed(s);
+    hasher.finish()
+}
+
+/// [`fnv1a_utf16`] fed piece by piece, so that `write!` can hash formatted text
+/// without building the string first.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1aUtf16(u32);
+
+impl Fnv1aUtf16 {
+    pub fn new() -> Self {
+        Self(OFFSET_BASIS)
+    }
+
+    pub fn feed(&mut self, s: &str) {
+        self.0 = s
+            .encode_utf16()
+            .fold(self.0, |h, unit| (h ^ u32::from(unit)).wrapping_mul(PRIME));
+    }
+
+    pub fn finish(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Fnv1aUtf16 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Write for Fnv1aUtf16 {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.feed(s);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -50,6 +84,19 @@ mod tests {
 
         assert_eq!(fnv1a_utf16(item), 54_204_058);
         assert_eq!(fnv1a_utf16(item), 0x033b_169a);
+    }
+
+    #[test]
+    fn hashing_in_pieces_equals_hashing_the_whole_string() {
+        use std::fmt::Write;
+        let mut hasher = Fnv1aUtf16::new();
+        let millis: u64 = 1_796_311_503_565;
+
+        hasher.feed("k1");
+        write!(hasher, ":{millis}:").unwrap();
+        hasher.feed("0:client-a");
+
+        assert_eq!(hasher.finish(), 0x033b_169a);
     }
 
     #[test]

@@ -113,14 +113,17 @@ impl LwwMap {
     /// The caller must first pass `record.timestamp` to [`Hlc::update`] (§5.1);
     /// keeping the clock out makes merging a pure function of the two states.
     pub fn merge(&mut self, key: &str, record: LwwRecord) -> bool {
-        if let Some(local) = self.records.get(key) {
-            if record.timestamp <= local.timestamp {
-                return false;
+        match self.records.get_mut(key) {
+            Some(local) if record.timestamp <= local.timestamp => return false,
+            Some(local) => {
+                self.tree.update(key, &record.timestamp);
+                *local = record;
+            }
+            None => {
+                self.tree.update(key, &record.timestamp);
+                self.records.insert(key.to_owned(), record);
             }
         }
-
-        self.tree.update(key, &record.timestamp);
-        self.records.insert(key.to_owned(), record);
         true
     }
 

@@ -5,8 +5,9 @@
 //! records a leaf holds is the map's business; the tree only knows keys.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
 
-use super::hash::fnv1a_utf16;
+use super::hash::{fnv1a_utf16, Fnv1aUtf16};
 use super::timestamp::Timestamp;
 
 /// Number of hex characters of a key's hash that route it to its leaf.
@@ -19,7 +20,9 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 /// The value and `ttlMs` are deliberately not hashed (§6.2), so only timestamps
 /// are compared during sync.
 pub fn item_hash(key: &str, timestamp: &Timestamp) -> u32 {
-    fnv1a_utf16(&format!("{key}:{timestamp}"))
+    let mut hasher = Fnv1aUtf16::new();
+    write!(hasher, "{key}:{timestamp}").expect("hashing text cannot fail");
+    hasher.finish()
 }
 
 /// The routing path of a key: `fnv1a(key)` as 8 lowercase, zero-padded hex digits.
@@ -61,25 +64,33 @@ impl MerkleTree {
     pub fn update(&mut self, key: &str, timestamp: &Timestamp) {
         let hash = item_hash(key, timestamp);
         let path = leaf_path(key);
+        let path = path.as_str();
 
-        let old = self
-            .leaves
-            .entry(path.clone())
-            .or_default()
-            .insert(key.to_owned(), hash)
-            .unwrap_or(0);
+        // Lookups by reference first: a key written again allocates nothing.
+        let leaf = match self.leaves.get_mut(path) {
+            Some(leaf) => leaf,
+            None => self.leaves.entry(path.to_owned()).or_default(),
+        };
+        let old = match leaf.get_mut(key) {
+            Some(old) => std::mem::replace(old, hash),
+            None => {
+                leaf.insert(key.to_owned(), hash);
+                0
+            }
+        };
 
-        self.add_along(&path, hash.wrapping_sub(old));
+        self.add_along(path, hash.wrapping_sub(old));
     }
 
     /// Forgets `key`; used when tombstones are pruned.
     pub fn remove(&mut self, key: &str) {
         let path = leaf_path(key);
-        let Some(old) = self.leaves.get_mut(&path).and_then(|leaf| leaf.remove(key)) else {
+        let path = path.as_str();
+        let Some(old) = self.leaves.get_mut(path).and_then(|leaf| leaf.remove(key)) else {
             return;
         };
 
-        self.add_along(&path, 0u32.wrapping_sub(old));
+        self.add_along(path, 0u32.wrapping_sub(old));
     }
 
     /// The root hash: the wrapping sum of the item hashes of every key.
@@ -133,16 +144,34 @@ impl MerkleTree {
     /// creating any that do not exist yet.
     fn add_along(&mut self, leaf: &str, delta: u32) {
         for len in 0..=DEPTH {
-            let hash = self.nodes.entry(leaf[..len].to_owned()).or_insert(0);
-            *hash = hash.wrapping_add(delta);
+            let path = &leaf[..len];
+            match self.nodes.get_mut(path) {
+                Some(hash) => *hash = hash.wrapping_add(delta),
+                None => {
+                    self.nodes.insert(path.to_owned(), delta);
+                }
+            }
         }
     }
 }
 
-fn leaf_path(key: &str) -> String {
-    let mut path = key_path(key);
-    path.truncate(DEPTH);
-    path
+/// The first [`DEPTH`] hex digits of a key's path, without building the whole path.
+struct LeafPath([u8; DEPTH]);
+
+impl LeafPath {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
+fn leaf_path(key: &str) -> LeafPath {
+    let hash = fnv1a_utf16(key);
+    let mut digits = [0u8; DEPTH];
+    for (position, digit) in digits.iter_mut().enumerate() {
+        let shift = 28 - 4 * position;
+        *digit = HEX[(hash >> shift) as usize & 0xf];
+    }
+    LeafPath(digits)
 }
 
 #[cfg(test)]

@@ -25,6 +25,20 @@ fn key_path_is_eight_zero_padded_lowercase_hex_digits() {
 }
 
 #[test]
+fn a_leaf_path_is_the_start_of_the_key_path() {
+    for key in [
+        "k1",
+        "user:42",
+        "",
+        "é😀",
+        "0",
+        "a much longer key with spaces",
+    ] {
+        assert_eq!(leaf_path(key).as_str(), &key_path(key)[..DEPTH], "{key:?}");
+    }
+}
+
+#[test]
 fn key_lives_in_the_leaf_named_by_the_first_three_hex_digits() {
     let mut tree = MerkleTree::new();
 
