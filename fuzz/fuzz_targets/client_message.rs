@@ -32,7 +32,7 @@ fn read(data: &[u8]) {
                 op.payload.is_removal();
             }
         }
-        "QUERY_SUB" => query_sub(&incoming),
+        "QUERY_SUB" => query_sub(incoming),
         "SYNC_INIT" => drop(incoming.parse::<SyncInit>()),
         "MERKLE_REQ_BUCKET" => drop(incoming.parse::<WithPayload<MerkleReqBucket>>()),
         "QUERY_UNSUB" => drop(incoming.parse::<WithPayload<QueryUnsub>>()),
@@ -44,7 +44,7 @@ fn read(data: &[u8]) {
     }
 }
 
-fn query_sub(incoming: &Incoming) {
+fn query_sub(incoming: Incoming) {
     let Ok(request) = incoming.parse::<WithPayload<QuerySub>>() else {
         return;
     };
