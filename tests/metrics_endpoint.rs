@@ -150,6 +150,45 @@ async fn each_kind_of_client_handshake_is_counted_under_its_labels() {
     drop(tls13);
 }
 
+/// The two refusals a scanner or an old client causes: a client that offers only TLS 1.1
+/// and one whose only cipher suite the node does not enable. Each fails the handshake
+/// and is counted under its own type, and a modern client still gets through.
+#[tokio::test]
+async fn an_old_protocol_and_a_cipher_the_node_lacks_are_counted_under_their_types() {
+    let pki = Pki::new("ours");
+    let node = start_node(tls_vars(&pki.server())).await;
+    let addr = node.client_addr();
+
+    // The client's own OpenSSL would refuse to offer TLS 1.1 at its default security
+    // level, so the level is lowered on the client only.
+    let mut old = connector_builder(&pki.ca_path, Some(SslVersion::TLS1_1));
+    old.set_security_level(0);
+    old.set_min_proto_version(Some(SslVersion::TLS1)).unwrap();
+    old.set_cipher_list("DEFAULT@SECLEVEL=0").unwrap();
+    let old_protocol = tls_connect(&old.build(), addr, "localhost").await;
+    // A TLS 1.2 suite with RSA key exchange and CBC, outside Mozilla's intermediate list.
+    let mut cbc = connector_builder(&pki.ca_path, Some(SslVersion::TLS1_2));
+    cbc.set_cipher_list("AES128-SHA").unwrap();
+    let no_shared_cipher = tls_connect(&cbc.build(), addr, "localhost").await;
+    let modern = tls_connect(&connector(&pki.ca_path, None), addr, "localhost").await;
+
+    assert!(old_protocol.is_err(), "a TLS 1.1 client is refused");
+    assert!(
+        no_shared_cipher.is_err(),
+        "a client with only AES128-SHA is refused"
+    );
+    assert!(modern.is_ok(), "a TLS 1.3 client still connects");
+    scrape_until(
+        node.metrics_addr(),
+        &[
+            (handshake_errors("client", "unsupported_protocol"), 1.0),
+            (handshake_errors("client", "no_shared_cipher"), 1.0),
+            (handshake_errors("client", "other"), 0.0),
+        ],
+    )
+    .await;
+}
+
 /// A TLS 1.2 connection that offers `session` for resumption.
 async fn resume(
     client: &SslConnector,
