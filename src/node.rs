@@ -303,7 +303,7 @@ impl PreparedNode {
             &config.metrics,
             served.metrics,
             metrics.clone(),
-            config.limits.handshake_timeout,
+            &config.limits,
             &shutdown,
             &tasks,
         )

@@ -197,3 +197,31 @@ async fn connections_over_the_per_address_rate_are_closed_and_counted() {
     let mut client = authenticated(node.client_addr(), &json!({"sub": "back"})).await;
     client.close(None).await.unwrap();
 }
+
+/// The metrics port takes the same per-address rate as the others: a scraper connects
+/// a few times a minute, a flood from one address is closed before any handshake.
+#[tokio::test]
+async fn the_metrics_port_closes_connections_over_the_per_address_rate() {
+    let node = start_node(vec![(
+        "TOPGUN_MAX_CONNECTION_RATE_PER_IP".into(),
+        "5".into(),
+    )])
+    .await;
+    let mut sockets = Vec::new();
+    for _ in 0..20 {
+        sockets.push(TcpStream::connect(node.metrics_addr()).await.unwrap());
+    }
+    let mut closed = 0;
+    for socket in &mut sockets {
+        if closed_within(socket, Duration::from_millis(300)).await {
+            closed += 1;
+        }
+    }
+    drop(sockets);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let text = scrape(node.metrics_addr()).await;
+
+    assert_eq!(closed, 15, "five were within the rate");
+    let refused = "topgun_connections_refused_total{listener=\"metrics\",reason=\"rate\"}";
+    assert_eq!(sample(&text, refused), Some(15.0));
+}

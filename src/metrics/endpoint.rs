@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
 
 use super::Metrics;
-use crate::config::MetricsConfig;
+use crate::config::{Limits, MetricsConfig};
 use crate::listener::{self, Listener, Slot};
 use crate::tls::swap::Swap;
 use crate::tls::{self, ListenerTls, PeerCertificates, TlsError};
@@ -64,18 +64,20 @@ pub async fn start(
     config: &MetricsConfig,
     acceptor: Option<Arc<Swap<SslAcceptor>>>,
     metrics: Arc<Metrics>,
-    handshake_timeout: Duration,
+    limits: &Limits,
     shutdown: &CancellationToken,
     tasks: &TaskTracker,
 ) -> io::Result<SocketAddr> {
     let tcp = TcpListener::bind(config.bind).await?;
-    let listener = Listener::new("metrics", tcp, MAX_CONNECTIONS);
+    let listener = Listener::new("metrics", tcp, MAX_CONNECTIONS)
+        .limit_rate(limits.connection_rate_per_ip)
+        .counted_by(metrics.clone());
     let addr = listener.local_addr()?;
 
     let endpoint = Arc::new(Endpoint {
         acceptor,
         metrics,
-        handshake_timeout,
+        handshake_timeout: limits.handshake_timeout,
         shutdown: shutdown.clone(),
     });
     info!(
