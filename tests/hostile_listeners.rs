@@ -165,6 +165,22 @@ async fn a_peer_cut_off_mid_frame_leaves_at_once_and_others_stay() {
     assert_eq!(common::next_reply(&mut client).await["type"], "OP_ACK");
 }
 
+/// Opens `count` connections to `addr` in a burst; returns them and how many the node
+/// closed within 300 ms.
+async fn open_at_once(addr: std::net::SocketAddr, count: usize) -> (Vec<TcpStream>, usize) {
+    let mut sockets = Vec::new();
+    for _ in 0..count {
+        sockets.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut closed = 0;
+    for socket in &mut sockets {
+        if closed_within(socket, Duration::from_millis(300)).await {
+            closed += 1;
+        }
+    }
+    (sockets, closed)
+}
+
 /// Issue 8: `TOPGUN_MAX_CONNECTION_RATE_PER_IP` closes, before any handshake, the
 /// connections an address opens beyond its rate, counts them, and lets it back in a
 /// second later.
@@ -175,16 +191,7 @@ async fn connections_over_the_per_address_rate_are_closed_and_counted() {
         "5".into(),
     )])
     .await;
-    let mut sockets = Vec::new();
-    for _ in 0..20 {
-        sockets.push(TcpStream::connect(node.client_addr()).await.unwrap());
-    }
-    let mut closed = 0;
-    for socket in &mut sockets {
-        if closed_within(socket, Duration::from_millis(300)).await {
-            closed += 1;
-        }
-    }
+    let (sockets, closed) = open_at_once(node.client_addr(), 20).await;
     assert_eq!(closed, 15, "five were within the rate");
     let refused = "topgun_connections_refused_total{listener=\"client\",reason=\"rate\"}";
     assert_eq!(
@@ -207,16 +214,7 @@ async fn the_metrics_port_closes_connections_over_the_per_address_rate() {
         "5".into(),
     )])
     .await;
-    let mut sockets = Vec::new();
-    for _ in 0..20 {
-        sockets.push(TcpStream::connect(node.metrics_addr()).await.unwrap());
-    }
-    let mut closed = 0;
-    for socket in &mut sockets {
-        if closed_within(socket, Duration::from_millis(300)).await {
-            closed += 1;
-        }
-    }
+    let (sockets, closed) = open_at_once(node.metrics_addr(), 20).await;
     drop(sockets);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let text = scrape(node.metrics_addr()).await;
